@@ -1,0 +1,42 @@
+"""The one place where batch-wide losses talk across processes.
+
+``gather`` concatenates a tensor from every process *with gradients*: the backward pass
+sends each process the gradient of every other process's loss with respect to its own
+rows, so under DDP (which averages gradients over processes) a loss computed on gathered
+keys has exactly the gradient of the same loss computed by one process on the global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def gather(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """All processes' ``tensor`` concatenated along ``dim`` in rank order, differentiable."""
+    if not is_distributed():
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=dim)
+
+
+def gather_no_grad(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Like ``gather`` for tensors that carry no gradient (queues, pseudo-labels, features)."""
+    if not is_distributed():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=dim)

@@ -1,0 +1,72 @@
+"""One evaluation: a protocol, a label budget and several seeds, reported as mean +- std.
+
+Seeds vary what is random in the measurement: which labelled samples are kept (few-label
+runs), the probe's or fine-tuning's initialisation, and -- for a random-init encoder -- the
+encoder's own initialisation (the factory is called once per seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from selfsup.datasets.base import SampleDataset
+from selfsup.encoders.base import Encoder
+from selfsup.evaluation.features import extract_embeddings
+from selfsup.evaluation.finetune import finetune_predict
+from selfsup.evaluation.metrics import classification_metrics, mean_std
+from selfsup.evaluation.probes import FROZEN_PROTOCOLS, fit_predict
+from selfsup.evaluation.splits import label_subset
+
+PROTOCOLS = FROZEN_PROTOCOLS + ("finetune",)
+METRICS = ("accuracy", "macro_f1", "kappa")
+
+
+@dataclass
+class Evaluation:
+    protocol: str
+    summary: dict[str, float]                  # accuracy, accuracy_std, macro_f1, ...
+    per_seed: list[dict[str, float]]
+    n_train: int
+    n_test: int
+    n_labelled: list[int]
+    predictions: np.ndarray                    # last seed's test predictions (for the confusion matrix)
+    test_embeddings: np.ndarray | None = None  # last seed's (frozen protocols), for the embedding map
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, **self.summary, "seeds": len(self.per_seed), "per_seed": self.per_seed,
+                "n_train": self.n_train, "n_test": self.n_test, "n_labelled": self.n_labelled, **self.extra}
+
+
+def evaluate(encoder_for_seed: Callable[[int], Encoder], train_set: SampleDataset, test_set: SampleDataset,
+             protocol: str = "linear", label_fraction: float | None = None, labels_per_class: int | None = None,
+             seeds: int = 3, progress: bool = False, finetune_options: dict | None = None,
+             probe_options: dict | None = None) -> Evaluation:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
+    num_classes = max(train_set.num_classes, test_set.num_classes,
+                      int(max(train_set.labels.max(), test_set.labels.max())) + 1)
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    per_seed, n_labelled, preds, z_test = [], [], None, None
+    for seed in range(seeds):
+        encoder = encoder_for_seed(seed)
+        subset = label_subset(train_set.labels, seed, label_fraction, labels_per_class)
+        n_labelled.append(len(subset))
+        if protocol in FROZEN_PROTOCOLS:
+            if id(encoder) not in cache:
+                cache = {id(encoder): (extract_embeddings(encoder, train_set, progress=progress),
+                                       extract_embeddings(encoder, test_set, progress=progress))}
+            z_train, z_test = cache[id(encoder)]
+            preds = fit_predict(protocol, z_train[subset], train_set.labels[subset], z_test, seed,
+                                **(probe_options or {}))
+        else:
+            preds = finetune_predict(encoder, train_set.subset(subset), test_set, num_classes, seed=seed,
+                                     **(finetune_options or {}))
+        per_seed.append(classification_metrics(test_set.labels, preds))
+    summary = {}
+    for metric in METRICS:
+        summary[metric], summary[f"{metric}_std"] = mean_std([s[metric] for s in per_seed])
+    return Evaluation(protocol, summary, per_seed, len(train_set), len(test_set), n_labelled, preds, z_test)

@@ -1,0 +1,36 @@
+"""SimCLR-style contrastive learning between two views of each sample (Chen et al. 2020).
+
+Generic: the modality supplies ``make_views(batch) -> (x1, x2)`` (two augmentations of an
+image, two segments of a clip, two crops of a sensor window, two frames of a video). The
+loss is NT-Xent over the global batch (gathered across processes with gradients).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from selfsup import distributed
+from selfsup.encoders.base import Encoder
+from selfsup.objectives.base import Batch, Objective, ObjectiveOutput
+from selfsup.objectives.heads import mlp
+from selfsup.objectives.losses import nt_xent
+
+ViewMaker = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+
+
+class SimCLR(Objective):
+    def __init__(self, encoder: Encoder, make_views: ViewMaker, projection_dim: int = 128,
+                 hidden: int = 512, temperature: float = 0.1):
+        super().__init__()
+        self.make_views = make_views
+        self.temperature = temperature
+        self.projector = mlp(encoder.embed_dim, hidden, projection_dim, layers=2, batch_norm=True)
+
+    def forward(self, batch: Batch, encoder: Encoder) -> ObjectiveOutput:
+        x1, x2 = self.make_views(batch)
+        n = x1.shape[0]
+        z = self.projector(encoder.embed(torch.cat([x1, x2])))   # one pass: BatchNorm sees both views
+        loss, acc = nt_xent(z[:n], z[n:], self.temperature, gather=distributed.gather, rank=distributed.rank())
+        return ObjectiveOutput(loss, {"pos_acc": acc})
