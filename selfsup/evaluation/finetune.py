@@ -8,7 +8,6 @@ than ``min_steps`` optimiser steps (few labels would otherwise give a handful of
 from __future__ import annotations
 
 import copy
-import math
 
 import lightning.pytorch as pl
 import numpy as np
@@ -33,9 +32,11 @@ def finetune_predict(encoder: Encoder, train_set: SampleDataset, test_set: Sampl
     encoder = copy.deepcopy(encoder).train()
     head = Supervised(encoder, num_classes, dropout=0.1)
     module = SelfSupervisedModule(encoder, head, lr=lr, weight_decay=1e-4, seed=seed, data_source=train_set.source)
-    loader = make_loader(train_set, batch_size, train=True, seed=seed)
-    steps = max(min_steps, epochs * len(loader))
-    trainer = pl.Trainer(max_epochs=math.ceil(steps / len(loader)), max_steps=steps, logger=False,
+    batch_size = min(batch_size, len(train_set))
+    steps = max(min_steps, epochs * (len(train_set) // batch_size))
+    # One long epoch of `steps` batches, reshuffled whenever the labelled set is exhausted.
+    loader = make_loader(train_set, batch_size, train=True, seed=seed, samples_per_epoch=steps * batch_size)
+    trainer = pl.Trainer(max_epochs=1, max_steps=steps, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          accelerator=accelerator, devices=1)
     trainer.fit(module, loader)

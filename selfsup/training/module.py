@@ -19,10 +19,10 @@ class NonFiniteLossError(SelfsupError):
     """The training loss became NaN or inf."""
 
 
-def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
-    """Reseed every generator at the start of an epoch, so that a run resumed from an epoch
-    checkpoint draws exactly the augmentations the uninterrupted run drew."""
-    s = (seed * 1_000_003 + epoch * 7919 + rank) % (2**31)
+def seed_epoch(seed: int, epoch: int, rank: int = 0, phase: int = 0) -> None:
+    """Reseed every generator from (seed, epoch, rank, phase), so that a run resumed from an
+    epoch checkpoint draws exactly the augmentations the uninterrupted run drew."""
+    s = (seed * 1_000_003 + epoch * 7919 + rank * 31 + phase) % (2**31)
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
@@ -73,10 +73,17 @@ class SelfSupervisedModule(pl.LightningModule):
 
     # -- hooks -----------------------------------------------------------------------------
     def on_train_epoch_start(self):
-        seed_epoch(self.seed, self.current_epoch, self.global_rank)
+        seed_epoch(self.seed, self.current_epoch, self.global_rank, phase=0)
         logged = self.objective.on_train_epoch_start(self.encoder, self.trainer.train_dataloader, self.current_epoch)
         for name, value in logged.items():
             self.log(f"train/{name}", float(value), on_epoch=True, on_step=False, sync_dist=True)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # Lightning creates the epoch's data iterator (which draws from the global generator)
+        # at different moments in fresh and resumed runs; reseeding again here makes the steps
+        # themselves independent of that.
+        if batch_idx == 0:
+            seed_epoch(self.seed, self.current_epoch, self.global_rank, phase=1)
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)

@@ -48,7 +48,8 @@ def _quiet_lightning() -> None:
                     ".*The number of training batches.*", ".*Checkpoint directory.*exists and is not empty.*",
                     ".*You called `self.log\\(.*, \\.\\.\\.\\)` in your `on_train_epoch_start`.*",
                     ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
-                    ".*You defined a `validation_step` but have no `val_dataloader`.*"):
+                    ".*You defined a `validation_step` but have no `val_dataloader`.*",
+                    ".*`training_step` returned `None`.*"):
         warnings.filterwarnings("ignore", pattern)
 
 
