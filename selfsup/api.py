@@ -17,7 +17,7 @@ def _as_dataset(data, labels=None, subjects=None, modality=None) -> SampleDatase
     if isinstance(data, (str, Path)):
         if modality is None:
             raise ValueError("loading a path needs the modality")
-        return modality.load(data)
+        return modality.open(data)
     return ArrayDataset(data, labels, subjects)
 
 

@@ -1,4 +1,4 @@
-"""The ``selfsup`` command: pretrain | probe | embed | list | demo | convert-csv | prepare.
+"""The ``selfsup`` command: pretrain | probe | embed | list | demo | convert-csv | cache | prepare.
 
 Every command prints one clear line and exits 2 on bad input (SelfsupError); tracebacks are
 for bugs only.
@@ -44,6 +44,8 @@ def _add_pretrain(sub):
                    help="any config field, e.g. objective_options.form=multiclass, modality_options.window=128")
     p.add_argument("--resume", action="store_true", help="continue RUN from its newest readable checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument("--skip-bad-samples", action="store_true",
+                   help="skip samples that fail to decode and list them in RUN/bad_samples.tsv (default: stop)")
 
 
 def _add_probe(sub):
@@ -92,6 +94,14 @@ def _add_misc(sub):
     p.add_argument("--recording-column", help="column separating recordings within a subject")
     p.add_argument("--sample-rate", type=float)
 
+    p = sub.add_parser("cache", help="decode a dataset once into HDF5 shards (pass the store as --data later)")
+    p.add_argument("--modality", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="store folder to create")
+    p.add_argument("--shard-size", type=int, default=1024, help="samples per shard file")
+    p.add_argument("--num-workers", type=int, default=0, help="decoding worker processes")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="modality_options.*")
+
     p = sub.add_parser("prepare", help="convert a standard dataset's published layout to HDF5")
     p.add_argument("name", choices=["uci-har", "motionsense", "watch"])
     p.add_argument("--root", help="folder holding (or to download) the dataset")
@@ -127,6 +137,8 @@ def cmd_pretrain(args) -> int:
             values[key] = int(value) if key == "devices" and str(value).isdigit() else value
     if args.no_progress:
         values["progress"] = False
+    if args.skip_bad_samples:
+        values["bad_samples"] = "skip"
     config = apply_overrides(PretrainConfig.from_dict(values), args.set)
     result = pretrain(config, resume=args.resume)
     shown = {k: v for k, v in result.metrics.items() if k.startswith(("train/", "val/"))}
@@ -141,7 +153,7 @@ def _options(sets: list[str]) -> tuple[dict, dict]:
 
     allowed = [s for s in sets if s.startswith(("modality_options.", "encoder_options."))]
     if len(allowed) != len(sets):
-        raise ConfigError("probe --set takes only modality_options.* and encoder_options.*")
+        raise ConfigError("--set here takes only modality_options.* and encoder_options.*")
     cfg = apply_overrides(PretrainConfig(), allowed)
     return cfg.modality_options, cfg.encoder_options
 
@@ -176,7 +188,7 @@ def cmd_embed(args) -> int:
 
     encoder = load_encoder(args.run)
     spec = encoder.selfsup_spec
-    dataset = get_modality(spec["modality"], **spec.get("modality_options", {})).load(args.data)
+    dataset = get_modality(spec["modality"], **spec.get("modality_options", {})).open(args.data)
     z = embed(encoder, dataset, batch_size=args.batch_size)
     with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("z", data=z)
@@ -228,6 +240,17 @@ def cmd_convert_csv(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from selfsup.datasets.shards import write_shards
+    from selfsup.registry import get_modality
+
+    modality_options, _ = _options(args.set)
+    dataset = get_modality(args.modality, **modality_options).load(args.data)
+    out = write_shards(dataset, args.out, args.modality, args.shard_size, num_workers=args.num_workers)
+    print(f"wrote {len(dataset)} samples of shape {tuple(dataset[0]['x'].shape)} to {out}")
+    return 0
+
+
 def cmd_prepare(args) -> int:
     from selfsup.datasets import har
     from selfsup.datasets.hdf5 import write_hdf5
@@ -253,7 +276,7 @@ def cmd_prepare(args) -> int:
 
 
 COMMANDS = {"pretrain": cmd_pretrain, "probe": cmd_probe, "embed": cmd_embed, "list": cmd_list,
-            "demo": cmd_demo, "convert-csv": cmd_convert_csv, "prepare": cmd_prepare}
+            "demo": cmd_demo, "convert-csv": cmd_convert_csv, "cache": cmd_cache, "prepare": cmd_prepare}
 
 
 def main(argv: list[str] | None = None) -> int:

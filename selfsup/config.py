@@ -42,6 +42,7 @@ class PretrainConfig:
     sync_batchnorm: bool = False
     channels_last: bool = False
     on_nonfinite_loss: str = "stop"             # "stop" or "skip" the batch
+    bad_samples: str = "stop"                   # "stop" at an unreadable sample, or "skip" and list it
     limit_train_batches: float | int = 1.0
     progress: bool = True
 

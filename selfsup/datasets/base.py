@@ -11,11 +11,13 @@ not iterate over the samples.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from selfsup.errors import DataError
 
@@ -43,9 +45,15 @@ class SampleDataset(Dataset):
 
     ``info`` carries what the modality needs to know about the data (``sample_rate``,
     ``channel_names``, ``channel_groups`` ...), written once where the data is read.
+
+    A sample whose ``load`` raises a DataError stops the run (the error names the file) unless
+    ``bad_sample_log`` is set: then the sample is skipped (``__getitem__`` returns None, which
+    ``collate_samples`` drops) and its file and problem are appended to that log, so nothing
+    is skipped silently. The log is a file so that data-loader worker processes can write it.
     """
 
     source: str = "<memory>"
+    bad_sample_log: Path | None = None
 
     def __init__(self, labels=None, subjects=None, class_names: Sequence[str] | None = None,
                  info: dict[str, Any] | None = None, source: str = "<memory>"):
@@ -72,9 +80,16 @@ class SampleDataset(Dataset):
             return len(self.class_names)
         return int(self.labels.max()) + 1 if self.has_labels else 0
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor] | None:
+        try:
+            x = self.load(i)
+        except DataError as exc:
+            if self.bad_sample_log is None:
+                raise
+            log_bad_sample(self.bad_sample_log, i, exc)
+            return None
         return {
-            "x": self.load(i),
+            "x": x,
             "y": torch.tensor(UNKNOWN if self.labels is None else self.labels[i], dtype=torch.long),
             "subject": torch.tensor(UNKNOWN if self.subjects is None else self.subjects[i], dtype=torch.long),
             "index": torch.tensor(i, dtype=torch.long),
@@ -125,6 +140,34 @@ class ArrayDataset(SampleDataset):
         pick = lambda a: None if a is None else a[idx.numpy()]
         return ArrayDataset(self.x[idx], pick(self.labels), pick(self.subjects), self.class_names,
                             self.info, self.source)
+
+
+def log_bad_sample(log: Path, index: int, exc: DataError) -> None:
+    """Append one tab-separated line (index, file, problem); O_APPEND keeps lines whole across workers."""
+    line = f"{index}\t{exc.path or ''}\t{exc.problem}\n".encode()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_bad_samples(log: Path) -> list[tuple[int, str, str]]:
+    """The logged bad samples, each once (a bad file is met again every epoch), by index."""
+    if not Path(log).exists():
+        return []
+    rows = {}
+    for line in Path(log).read_text().splitlines():
+        if line:
+            i, path, problem = line.split("\t", 2)
+            rows.setdefault((int(i), path), problem)
+    return sorted((i, path, problem) for (i, path), problem in rows.items())
+
+
+def collate_samples(samples: list[dict | None]) -> dict[str, torch.Tensor] | None:
+    """Default collation, dropping samples that were skipped as bad (None); None if all were."""
+    kept = [s for s in samples if s is not None]
+    return default_collate(kept) if kept else None
 
 
 def check_finite(x: torch.Tensor, source: str) -> None:

@@ -51,11 +51,11 @@ def run_probe(source: EncoderSource, data: str | SampleDataset, test: str | Samp
               seeds: int = 3, out_dir: str | Path | None = None, progress: bool = False,
               finetune_options: dict | None = None) -> tuple[Evaluation, dict[str, Any]]:
     modality, spec, encoder_for_seed = resolve(source)
-    train_set = data if isinstance(data, SampleDataset) else modality.load(data)
+    train_set = data if isinstance(data, SampleDataset) else modality.open(data)
     if test is None:
         train_set, test_set, split = split_dataset(train_set)
     else:
-        test_set = test if isinstance(test, SampleDataset) else modality.load(test)
+        test_set = test if isinstance(test, SampleDataset) else modality.open(test)
         train_set = train_set.subset(labelled_indices(train_set))
         test_set = test_set.subset(labelled_indices(test_set))
         split = f"given test set {test_set.source}"

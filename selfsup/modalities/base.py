@@ -53,7 +53,16 @@ class Modality:
         self.options = options
 
     # -- data ------------------------------------------------------------------------------
+    def open(self, path: str | Path) -> SampleDataset:
+        """Any data this modality can use: a pre-decoded shard store, or what ``load`` reads."""
+        from selfsup.datasets.shards import ShardDataset, is_shard_store
+
+        if is_shard_store(path):
+            return ShardDataset(path, expect_modality=self.name)
+        return self.load(path)
+
     def load(self, path: str | Path) -> SampleDataset:  # pragma: no cover - abstract
+        """The modality's own formats (files, folders, builtin:NAME)."""
         raise NotImplementedError
 
     def encoder_kwargs(self, dataset: SampleDataset) -> dict[str, Any]:

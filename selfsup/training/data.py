@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from selfsup.datasets.base import SampleDataset
+from selfsup.datasets.base import SampleDataset, collate_samples
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -51,4 +51,5 @@ def make_loader(dataset: SampleDataset, batch_size: int, train: bool, seed: int 
         sampler=EpochShuffleSampler(len(dataset), seed, samples_per_epoch) if train else None,
         drop_last=train and len(dataset) > batch_size,  # batch-wide losses and BatchNorm dislike tiny tails
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        collate_fn=collate_samples,
     )

@@ -46,6 +46,8 @@ class SelfSupervisedModule(pl.LightningModule):
 
     # -- steps -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
+        if batch is None:                       # every sample of the batch was skipped as bad
+            return None
         out = self.objective(batch, self.encoder)
         if not torch.isfinite(out.loss):
             where = (f"the training loss is {out.loss.item()} at step {self.global_step} (epoch {self.current_epoch}, "
@@ -65,6 +67,8 @@ class SelfSupervisedModule(pl.LightningModule):
         return out.loss
 
     def validation_step(self, batch, batch_idx):
+        if batch is None:
+            return
         out = self.objective(batch, self.encoder)
         n = len(batch["x"])
         self.log("val/loss", out.loss, on_epoch=True, batch_size=n, sync_dist=True)

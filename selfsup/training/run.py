@@ -5,6 +5,7 @@ RUN/
   checkpoints/       last.ckpt and the two newest epoch checkpoints, written atomically
   encoder.pt         the trained encoder (architecture spec + weights)
   metrics.json       final pretext metrics, epochs, wall time
+  bad_samples.tsv    with bad_samples=skip: every skipped sample (index, file, problem)
   logs/              TensorBoard and CSV logs; curves.png plots the CSV
 """
 
@@ -20,7 +21,7 @@ import lightning.pytorch as pl
 import torch
 
 from selfsup.config import PretrainConfig
-from selfsup.datasets.base import SampleDataset
+from selfsup.datasets.base import SampleDataset, read_bad_samples
 from selfsup.encoders.base import Encoder
 from selfsup.errors import ConfigError
 from selfsup.io import write_json
@@ -53,6 +54,19 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", pattern)
 
 
+def _bad_sample_log(config: PretrainConfig, run: Path, *datasets) -> Path | None:
+    if config.bad_samples not in ("stop", "skip"):
+        raise ConfigError(f"bad_samples must be 'stop' or 'skip', got {config.bad_samples!r}")
+    if config.bad_samples == "stop":
+        return None
+    log = run / "bad_samples.tsv"
+    run.mkdir(parents=True, exist_ok=True)
+    for d in datasets:
+        if d is not None:
+            d.bad_sample_log = log
+    return log
+
+
 def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resume: bool = False) -> RunResult:
     """Train ``config.objective`` on ``config.data`` (or ``dataset``) and fill the run folder."""
     _quiet_lightning()
@@ -68,7 +82,7 @@ def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resum
     pl.seed_everything(config.seed, workers=True, verbose=False)
     modality = get_modality(config.modality, **config.modality_options)
     if dataset is None:
-        dataset = modality.load(config.data)
+        dataset = modality.open(config.data)
     encoder_kwargs = {**modality.encoder_kwargs(dataset), **config.encoder_options}
     encoder = modality.build_encoder(config.encoder, **encoder_kwargs)
     modality.check_input(dataset, encoder)
@@ -78,6 +92,7 @@ def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resum
     spec = encoder_spec(modality, config.encoder, encoder_kwargs)
 
     train_set, val_set = validation_split(dataset, config.val_fraction, config.seed)
+    bad_log = _bad_sample_log(config, run, train_set, val_set)
     pin = torch.cuda.is_available() and config.accelerator != "cpu"
     train_loader = make_loader(train_set, config.batch_size, True, config.seed, config.num_workers, pin)
     val_loader = None if val_set is None else make_loader(val_set, config.batch_size, False, 0, config.num_workers, pin)
@@ -107,10 +122,14 @@ def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resum
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     seconds = time.perf_counter() - started
 
+    if bad_log and read_bad_samples(bad_log):
+        warnings.warn(f"skipped {len(read_bad_samples(bad_log))} unreadable sample(s); they are listed in {bad_log}",
+                      stacklevel=2)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics.update(epochs=trainer.current_epoch, steps=trainer.global_step, train_seconds=round(seconds, 2),
                    skipped_batches=module.skipped_batches, resumed_from=str(ckpt) if ckpt else None,
-                   n_train=len(train_set), n_val=0 if val_set is None else len(val_set))
+                   n_train=len(train_set), n_val=0 if val_set is None else len(val_set),
+                   bad_samples=len(read_bad_samples(bad_log)) if bad_log else 0)
     encoder = module.encoder.cpu().eval()
     if trainer.is_global_zero:
         save_encoder(run / ENCODER_FILE, encoder, spec)
