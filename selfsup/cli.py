@@ -23,7 +23,7 @@ PRETRAIN_FLAGS = {  # CLI flag dest -> PretrainConfig field
 
 def _add_pretrain(sub):
     p = sub.add_parser("pretrain", help="self-supervised pretraining into a run folder")
-    p.add_argument("--modality", help="sensor | ... (see 'selfsup list')")
+    p.add_argument("--modality", help="sensor | audio | image | video (see 'selfsup list')")
     p.add_argument("--objective", help="objective name, or 'a:1,b:0.5' for a weighted multi-task sum")
     p.add_argument("--data", help="data path (an .h5 file for sensors) or builtin:NAME")
     p.add_argument("--out", required=True, help="run folder to create (or resume with --resume)")

@@ -12,6 +12,7 @@ from selfsup.errors import ConfigError
 
 MODALITIES = {
     "sensor": "selfsup.modalities.sensor:SensorModality",
+    "audio": "selfsup.modalities.audio:AudioModality",
 }
 
 

@@ -19,3 +19,16 @@ def _quiet(monkeypatch):
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Tests run small batches, where one thread is as fast as two on an idle 2-core machine
+    and far faster on a busy one (OpenMP threads spin against other processes).
+    SELFSUP_TEST_THREADS overrides."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("SELFSUP_TEST_THREADS", "1")))
+    yield
+    torch.set_num_threads(before)

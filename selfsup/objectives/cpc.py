@@ -3,6 +3,10 @@
 The encoder gives latents z (B, T, D); an autoregressive context network summarises z_<=t
 into c_t; a linear map per step k predicts z_{t+k} from c_t, scored by InfoNCE against
 negatives drawn from other times and other sequences of the batch.
+
+An encoder that carries its own ``context_network`` (CPC's waveform encoder) is trained with
+it, so that the context it later embeds with is the one CPC learned; otherwise the objective
+owns a GRU.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ class CPC(Objective):
         super().__init__()
         d = encoder.feature_dim
         self.steps, self.num_negatives, self.temperature = steps, num_negatives, temperature
-        self.context = nn.GRU(d, context_dim, batch_first=True)
+        self.uses_encoder_context = getattr(encoder, "context_network", None) is not None
+        if self.uses_encoder_context:
+            context_dim = encoder.embed_dim
+        else:
+            self.context = nn.GRU(d, context_dim, batch_first=True)
         self.predictors = nn.ModuleList(nn.Linear(context_dim, d) for _ in range(steps))
 
     def forward(self, batch: Batch, encoder: Encoder) -> ObjectiveOutput:
@@ -32,7 +40,7 @@ class CPC(Objective):
         if t <= self.steps:
             raise ValueError(f"CPC with {self.steps} prediction steps needs more than {self.steps} latent steps, "
                              f"the encoder gave {t}; use longer inputs or fewer steps")
-        c, _ = self.context(z)                                    # (B, T, H)
+        c = encoder.context_network(z) if self.uses_encoder_context else self.context(z)[0]  # (B, T, H)
         losses, accs, metrics = [], [], {}
         for k, predictor in enumerate(self.predictors, start=1):
             pred = predictor(c[:, :-k]).reshape(-1, z.shape[-1])  # (B (T-k), D): prediction of z_{t+k}

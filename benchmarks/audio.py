@@ -1,0 +1,293 @@
+"""Audio benchmark: spoken words synthesised with espeak-ng, linear probes on held-out voices.
+
+Data: 20 words (digits + the 10 Speech Commands keywords) x 24 espeak-ng voice variants x
+2 speeds x 2 pitches, 1 s at 16 kHz. Pretraining uses the clips of 16 voices (no labels);
+two probe tasks:
+
+* words: which of 20 words, trained on the 16 pretraining voices, tested on 8 unseen voices;
+* voices: which of the 16 pretraining voices (with 4 speed/pitch settings each), trained on
+  14 words and tested on the other 6 (harder: identity, not content).
+
+Each self-supervised objective trains the default spectrogram CNN; its frozen embedding is
+probed (logistic regression) with all labels and with 5 per class, beside the same encoder
+randomly initialised, raw log-mel features pooled the same way (mean + max over time), and
+the encoder trained supervised from scratch. Also: the log-mel front end's throughput
+against librosa on the same batch.
+
+    flock /tmp/selfsup-bench.lock python benchmarks/audio.py          # full (~40 min on 2 busy cores)
+    python benchmarks/audio.py --quick                                # a few minutes: checks it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfsup.config import PretrainConfig
+from selfsup.datasets.base import ArrayDataset
+from selfsup.datasets.espeak import COMMANDS, DEFAULT_VARIANTS, DIGITS, generate_spoken_words
+from selfsup.evaluation.protocol import evaluate
+from selfsup.io import write_json
+from selfsup.modalities.audio import AudioModality
+from selfsup.training.run import pretrain
+
+HERE = Path(__file__).resolve().parent
+TASK_ORDER = ["words", "voices"]
+OBJECTIVES = ("audio2vec-cbow", "audio2vec-skipgram", "temporal-gap", "cpc", "simclr", "autoencoder")
+
+
+def load_words(quick: bool):
+    """In-memory clips (decoded once), with label = word and subject = voice variant."""
+    variants = DEFAULT_VARIANTS[:12 if quick else 24]
+    words = (DIGITS + COMMANDS)[:8] if quick else DIGITS + COMMANDS
+    root = generate_spoken_words(words=words, variants=variants, speeds=(130, 180), pitches=(35, 65))
+    folder = AudioModality().load(root)
+    x = torch.stack([folder[i]["x"] for i in range(len(folder))])
+    data = ArrayDataset(x, folder.labels, folder.subjects, folder.class_names, folder.info, source=str(root))
+    names = folder.info["subject_names"]
+    n_test = len(variants) // 3
+    test_voices = {names.index(v) for v in variants[-n_test:]}
+    is_test = np.isin(data.subjects, sorted(test_voices))
+    return data, np.flatnonzero(~is_test), np.flatnonzero(is_test), root
+
+
+def voice_task(data: ArrayDataset, train_idx: np.ndarray, held_out_words: int):
+    """Voice identity among the pretraining voices: train on some words, test on the others."""
+    subset = data.subset(train_idx)
+    voices = np.unique(subset.subjects)
+    labels = np.searchsorted(voices, subset.subjects)
+    relabelled = ArrayDataset(subset.x, labels, subset.subjects, [str(v) for v in voices], subset.info,
+                              source=subset.source + " (voice labels)")
+    test_words = np.unique(subset.labels)[-held_out_words:]
+    is_test = np.isin(subset.labels, test_words)
+    return relabelled.subset(np.flatnonzero(~is_test)), relabelled.subset(np.flatnonzero(is_test))
+
+
+def frontend_throughput(repeats: int = 3) -> dict:
+    """Seconds per batch of 64 one-second clips: this front end vs librosa (same settings)."""
+    import librosa
+
+    from selfsup.encoders.audio import LogMelFrontEnd
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 16000) * 0.1
+    fe = LogMelFrontEnd()
+    mel_kwargs = dict(sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=60, fmax=7800,
+                      power=2.0, center=True, pad_mode="reflect", htk=True, norm=None)
+
+    def ours():
+        with torch.no_grad():
+            return fe(x)
+
+    def theirs():
+        return np.log(librosa.feature.melspectrogram(y=x[:, 0].numpy(), **mel_kwargs) + 1e-6)
+
+    def best(fn):
+        fn()  # warm-up
+        return min(timeit.repeat(fn, number=1, repeat=repeats))
+
+    t_ours, t_librosa = best(ours), best(theirs)
+    raw = torch.log(fe.mel_power(x) + 1e-6)[:, 0].numpy()
+    agree = float(np.abs(raw - theirs()).max())
+    return {"batch": "64 clips x 1 s at 16 kHz", "selfsup_s": t_ours, "librosa_s": t_librosa,
+            "speedup": t_librosa / t_ours, "max_abs_log_mel_difference": agree, "threads": torch.get_num_threads()}
+
+
+def run(args) -> dict:
+    torch.manual_seed(0)
+    data, train_idx, test_idx, root = load_words(args.quick)
+    modality = AudioModality()
+    kwargs = modality.encoder_kwargs(data)
+    tasks = {"words": (data.subset(train_idx), data.subset(test_idx)),
+             "voices": voice_task(data, train_idx, held_out_words=3 if args.quick else 6)}
+    budgets = {"all labels": None, "5 per class": 5}
+    print(f"data: {len(data)} clips from {root}; pretraining on {len(train_idx)} clips of "
+          f"{len(np.unique(data.subjects[train_idx]))} voices")
+    for name, (tr, te) in tasks.items():
+        print(f"task {name}: {tr.num_classes} classes, {len(tr)} train / {len(te)} test clips")
+
+    rows, pretext = [], {}
+    # Baseline rows do not depend on pretraining: a rerun with other epochs reuses them.
+    cache_file = Path(args.runs) / "baseline_rows.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    settings = f"{root}|seeds={args.seeds}|finetune={args.finetune_epochs},{args.finetune_steps}"
+
+    def probe(method: str, encoder_for_seed, protocol: str = "linear", seconds: float = 0.0, cached: bool = False,
+              **extra):
+        for task, (tr, te) in tasks.items():
+            for budget, per_class in budgets.items():
+                key = f"{settings}|{task}|{budget}|{method}"
+                if cached and key in cache:
+                    rows.append(cache[key])
+                    print(f"  {task:<7}{budget:<12}{method:<34}(reused from {cache_file})", flush=True)
+                    continue
+                started = time.perf_counter()
+                r = evaluate(encoder_for_seed, tr, te, protocol, labels_per_class=per_class, seeds=args.seeds,
+                             **extra)
+                rows.append({"task": task, "labels": budget, "method": method, **r.summary,
+                             "seconds": seconds + time.perf_counter() - started})
+                if cached:
+                    cache[key] = rows[-1]
+                    write_json(cache_file, cache)
+                print(f"  {task:<7}{budget:<12}{method:<34}accuracy {r.summary['accuracy']:.3f} "
+                      f"± {r.summary['accuracy_std']:.3f}", flush=True)
+
+    def random_init(seed: int):
+        torch.manual_seed(seed)
+        return modality.build_encoder("spectrogram-cnn", **kwargs)
+
+    probe("raw log-mel (mean+max pooled)", lambda seed: modality.build_encoder("log-mel", **kwargs), cached=True)
+    probe("random init", random_init, cached=True)
+    probe("supervised from scratch", random_init, "finetune", cached=True,
+          finetune_options={"epochs": args.finetune_epochs, "min_steps": args.finetune_steps})
+
+    pretrain_set = data.subset(train_idx)
+    for objective in args.objectives:
+        started = time.perf_counter()
+        options = {"num_negatives": args.cpc_negatives} if objective == "cpc" else {}
+        config = PretrainConfig(modality="audio", data=str(root), out=str(Path(args.runs) / f"{objective}_e{args.epochs}"),
+                                objective=objective, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                objective_options=options, progress=False, seed=0)
+        result = pretrain(config, dataset=pretrain_set, resume=(Path(config.out) / "checkpoints").exists())
+        seconds = time.perf_counter() - started
+        pretext[objective] = {k: v for k, v in result.metrics.items() if k.startswith("val/")}
+        pretext[objective]["train_seconds"] = seconds
+        shown = {k: round(v, 3) for k, v in pretext[objective].items() if k.split("/")[-1] in
+                 ("loss", "pretext_acc", "pos_acc", "relative_mse", "mae", "baseline_mae")}
+        print(f"{objective}: pretrained {args.epochs} epochs in {seconds:.0f} s; held-out {shown}", flush=True)
+        encoder = result.encoder
+        probe(f"{objective} (linear probe)", lambda seed: encoder, seconds=seconds)
+
+    throughput = frontend_throughput()
+    print(f"front end: {throughput['selfsup_s'] * 1000:.1f} ms vs librosa {throughput['librosa_s'] * 1000:.1f} ms "
+          f"per batch ({throughput['speedup']:.1f}x)")
+    return {"rows": rows, "pretext": pretext, "throughput": throughput, "seeds": args.seeds, "epochs": args.epochs,
+            "cpc_negatives": args.cpc_negatives,
+            "quick": args.quick, "data": str(root), "n_pretrain": int(len(train_idx)),
+            "tasks": {k: {"classes": int(tr.num_classes), "train": len(tr), "test": len(te)}
+                      for k, (tr, te) in tasks.items()}}
+
+
+def markdown(results: dict, command: str) -> str:
+    results["tasks"] = {k: results["tasks"][k] for k in sorted(results["tasks"], key=TASK_ORDER.index)}
+    lines = ["## Audio: spoken words (espeak-ng), linear probes on held-out voices", "",
+             f"Command: `{command}`", "",
+             f"Data: {results['data']} (1 s clips at 16 kHz). Pretraining: {results['n_pretrain']} unlabelled clips of "
+             f"the training voices (10% held out for the pretext metrics below), {results['epochs']} epochs, batch 64, "
+             "spectrogram CNN (the default encoder). Tasks: "
+             + "; ".join(f"**{k}** {v['classes']} classes, {v['train']} train / {v['test']} test clips"
+                         for k, v in results["tasks"].items())
+             + ". Words are tested on voices never heard in pretraining or probe training; voices are tested "
+               "on words held out of probe training. Linear probe = logistic regression on the frozen "
+               "embedding; supervised = the same CNN trained from scratch with a linear head "
+               f"({results['finetune']}; shorter than the shared protocol's 30 epochs / 300 steps to fit 2 CPU "
+               f"cores). CPC samples {results['cpc_negatives']} negatives per prediction. Mean ± std over "
+               f"{results['seeds']} seeds (the seeds vary the label subsets and probe; one pretrained encoder per "
+               "objective); seconds include pretraining.",
+             ""]
+    for task in results["tasks"]:
+        lines += [f"### {task}", "", "| method | all labels: accuracy | 5 per class: accuracy | seconds |",
+                  "|---|---|---|---|"]
+        methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["task"] == task))
+        for method in methods:
+            cells, seconds = [], 0.0
+            for budget in ("all labels", "5 per class"):
+                r = next(r for r in results["rows"] if r["task"] == task and r["method"] == method
+                         and r["labels"] == budget)
+                cells.append(f"{r['accuracy']:.3f} ± {r['accuracy_std']:.3f}")
+                seconds = max(seconds, r["seconds"])
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+        lines.append("")
+    lines += ["### Pretext tasks on held-out clips (validation split of the pretraining clips)", "",
+              "| objective | loss | pretext accuracy (chance) | error vs trivial predictor | seconds |", "|---|---|---|---|---|"]
+    chance = {"cpc": f"1/{results.get('cpc_negatives', 64) + 1}", "simclr": "1/(2B-1)", "temporal-gap": "0.5"}
+    for objective, m in results["pretext"].items():
+        acc = m.get("val/pretext_acc", m.get("val/pos_acc", float("nan")))
+        if "val/relative_mse" in m:
+            err = f"MSE {m['val/relative_mse']:.2f} x mean predictor's"
+        elif "val/mae" in m:
+            err = f"MAE {m['val/mae']:.3f} vs {m['val/baseline_mae']:.3f} (mean gap)"
+        else:
+            err = "-"
+        lines.append(f"| {objective} | {m.get('val/loss', float('nan')):.3f} | {acc:.3f} ({chance.get(objective, '1/B')}) "
+                     f"| {err} | {m['train_seconds']:.0f} |")
+    t = results["throughput"]
+    lines += ["", f"Log-mel front end throughput ({t['batch']}, {t['threads']} torch thread(s), best of 3): selfsup "
+                  f"(torchaudio, batched) {t['selfsup_s'] * 1000:.1f} ms vs librosa {t['librosa_s'] * 1000:.1f} ms: "
+                  f"**{t['speedup']:.1f}x**; the two log-mels differ by at most {t['max_abs_log_mel_difference']:.2g}.",
+              ""]
+    if results.get("verdict"):
+        lines += [results["verdict"], ""]
+    return "\n".join(lines)
+
+
+def verdict(results: dict) -> str:
+    """Say plainly whether the best objective beats raw log-mel and random init (words, all labels)."""
+    lines = []
+    for task in results["tasks"]:
+        get = lambda method: next((r for r in results["rows"] if r["task"] == task and r["method"] == method
+                                   and r["labels"] == "all labels"), None)
+        ssl = [r for r in results["rows"] if r["task"] == task and r["labels"] == "all labels"
+               and r["method"].endswith("(linear probe)")]
+        if not ssl:
+            continue
+        best = max(ssl, key=lambda r: r["accuracy"])
+        logmel, rand = get("raw log-mel (mean+max pooled)"), get("random init")
+        margin = lambda r: best["accuracy"] - r["accuracy"] - 2 * max(best["accuracy_std"], r["accuracy_std"])
+        clear = margin(logmel) > 0 and margin(rand) > 0
+        lines.append(f"**{task}**: the best objective, {best['method'].split(' (')[0]}, scores "
+                     f"{best['accuracy']:.3f} vs raw log-mel {logmel['accuracy']:.3f} and random init "
+                     f"{rand['accuracy']:.3f}: " + ("it clearly beats both." if clear else
+                                                    "it does NOT clearly beat both (see the notes in docs/audio.md)."))
+    return "\n\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small data, 1 epoch, 2 seeds: checks that it runs")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--finetune-epochs", type=int, default=3)
+    p.add_argument("--finetune-steps", type=int, default=60)
+    p.add_argument("--objectives", default=",".join(OBJECTIVES))
+    p.add_argument("--cpc-negatives", type=int, default=16, help="CPC's sampled negatives (its cost on a CPU)")
+    p.add_argument("--runs", default="runs/bench_audio")
+    p.add_argument("--name", default="audio", help="results/<name>.md and .json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.epochs, args.seeds, args.finetune_epochs, args.finetune_steps = 1, 2, 1, 10
+        args.runs, args.name = args.runs + "_quick", args.name + "_quick"
+    args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    command = "python benchmarks/audio.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    results = run(args)
+    results["finetune"] = f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3"
+    results["wall_seconds"] = time.perf_counter() - started
+    results["verdict"] = verdict(results)
+    print("\n" + results["verdict"])
+    out = HERE / "results" if not args.quick else Path(args.runs)  # a quick run never lands in BENCHMARKS.md
+    write_json(out / f"{args.name}.json", results)
+    text = markdown(results, command.strip())
+    if not args.quick:
+        (out / f"{args.name}.md").write_text(text)
+        import subprocess
+
+        subprocess.run([sys.executable, str(HERE / "assemble.py")], check=True)
+    print("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Batched audio augmentations: waveforms (B, C, N) and, for the masks, spectrograms (B, ..., F, T).
+
+Every one draws its parameters per sample on the batch's device with no Python loop over
+the batch. Composition and random application come from ``sequence_transforms``
+(``Compose``, ``RandomApply``), which work on any (B, ...) batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange, repeat
+
+from selfsup.modalities.base import Transformation
+from selfsup.modalities.sequence_transforms import Compose, RandomApply
+
+
+def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, ..., 1) broadcastable against x."""
+    return values.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _uniform(n: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, device=like.device, dtype=like.dtype)
+
+
+class Gain(Transformation):
+    """Loudness change by a gain ~ U(min_db, max_db) per clip (all channels alike)."""
+
+    name = "gain"
+
+    def __init__(self, min_db: float = -6.0, max_db: float = 6.0):
+        super().__init__()
+        self.min_db, self.max_db = min_db, max_db
+
+    def forward(self, x):
+        db = _uniform(x.shape[0], self.min_db, self.max_db, x)
+        return x * _per_sample(10 ** (db / 20), x)
+
+
+class AddNoise(Transformation):
+    """White noise at a signal-to-noise ratio ~ U(min_snr_db, max_snr_db) of each clip's power.
+
+    A silent clip has no power to scale by; it gets noise at ``floor`` RMS instead of none.
+    """
+
+    name = "noise"
+
+    def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 30.0, floor: float = 1e-4):
+        super().__init__()
+        self.min_snr_db, self.max_snr_db, self.floor = min_snr_db, max_snr_db, floor
+
+    def forward(self, x):
+        rms = x.pow(2).flatten(1).mean(dim=1).sqrt().clamp_min(self.floor)         # (B,)
+        snr = _uniform(x.shape[0], self.min_snr_db, self.max_snr_db, x)
+        return x + torch.randn_like(x) * _per_sample(rms / 10 ** (snr / 20), x)
+
+
+class TimeShift(Transformation):
+    """Shift each clip by up to ``max_fraction`` of its length, earlier or later; zeros fill in."""
+
+    name = "time_shift"
+
+    def __init__(self, max_fraction: float = 0.2):
+        super().__init__()
+        self.max_fraction = max_fraction
+
+    def forward(self, x):
+        n = x.shape[-1]
+        limit = int(self.max_fraction * n)
+        shift = torch.randint(-limit, limit + 1, (x.shape[0], 1), device=x.device)   # (B, 1)
+        source = torch.arange(n, device=x.device)[None, :] - shift                    # (B, N): read position
+        valid = (source >= 0) & (source < n)
+        flat = rearrange(x, "b ... n -> b (...) n")
+        index = repeat(source.clamp(0, n - 1), "b n -> b r n", r=flat.shape[1])
+        out = flat.gather(2, index) * valid[:, None, :]
+        return out.reshape(x.shape)
+
+
+class Mix(Transformation):
+    """Mix each clip with another clip of the batch: (1 - a) x + a x_other, a ~ U(0, max_ratio)
+    (BYOL-A's mixing, with the batch as the memory of other sounds)."""
+
+    name = "mix"
+
+    def __init__(self, max_ratio: float = 0.4):
+        super().__init__()
+        self.max_ratio = max_ratio
+
+    def forward(self, x):
+        b = x.shape[0]
+        if b < 2:
+            return x
+        # an offset of 1..b-1 modulo b: every clip is paired with another clip, never itself
+        other = (torch.arange(b, device=x.device) + torch.randint(1, b, (b,), device=x.device)) % b
+        ratio = _per_sample(_uniform(b, 0.0, self.max_ratio, x), x)
+        return (1 - ratio) * x + ratio * x[other]
+
+
+def span_mask(batch: int, length: int, max_width: int, count: int, device=None) -> torch.Tensor:
+    """(B, length) bool, True inside ``count`` random spans of width ~ U{0..max_width} per row."""
+    width = torch.randint(0, max_width + 1, (batch, count, 1), device=device)
+    start = (torch.rand(batch, count, 1, device=device) * (length - width + 1)).long()
+    t = torch.arange(length, device=device)[None, None, :]
+    return ((t >= start) & (t < start + width)).any(dim=1)
+
+
+class _SpanMask(Transformation):
+    """Zero ``count`` random spans of up to ``max_fraction`` of one axis, per sample."""
+
+    def __init__(self, max_fraction: float, count: int):
+        super().__init__()
+        self.max_fraction, self.count = max_fraction, count
+
+    def mask(self, batch: int, length: int, device) -> torch.Tensor:
+        return span_mask(batch, length, int(self.max_fraction * length), self.count, device)   # (B, length)
+
+
+class TimeMask(_SpanMask):
+    """SpecAugment's time mask on the last axis (time): waveforms (B, C, N) and spectrograms
+    (B, ..., F, T) alike."""
+
+    name = "time_mask"
+
+    def __init__(self, max_fraction: float = 0.1, count: int = 2):
+        super().__init__(max_fraction, count)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        return x.masked_fill(self.mask(x.shape[0], n, x.device).reshape(x.shape[0], *([1] * (x.dim() - 2)), n), 0.0)
+
+
+class FrequencyMask(_SpanMask):
+    """SpecAugment's frequency mask on spectrograms (B, ..., F, T): whole bands of F bins."""
+
+    name = "frequency_mask"
+
+    def __init__(self, max_fraction: float = 0.15, count: int = 2):
+        super().__init__(max_fraction, count)
+
+    def forward(self, x):
+        f = x.shape[-2]
+        keep_shape = (x.shape[0], *([1] * (x.dim() - 3)), f, 1)
+        return x.masked_fill(self.mask(x.shape[0], f, x.device).reshape(keep_shape), 0.0)
+
+
+class WaveformFrequencyMask(_SpanMask):
+    """The frequency mask applied to a waveform (B, C, N): random bands of up to
+    ``max_fraction`` of the spectrum are removed in the Fourier domain, so encoders that read
+    raw audio get the same augmentation as those that read spectrograms."""
+
+    name = "waveform_frequency_mask"
+
+    def __init__(self, max_fraction: float = 0.15, count: int = 1):
+        super().__init__(max_fraction, count)
+
+    def forward(self, x):
+        spectrum = torch.fft.rfft(x.float(), dim=-1)                                # (B, C, N // 2 + 1)
+        bins = spectrum.shape[-1]
+        mask = self.mask(x.shape[0], bins, x.device).reshape(x.shape[0], *([1] * (x.dim() - 2)), bins)
+        return torch.fft.irfft(spectrum.masked_fill(mask, 0), n=x.shape[-1], dim=-1).to(x.dtype)
+
+
+def random_segments(x: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, ..., N) -> (B, ..., length): one random segment of each clip (the whole clip if N <= length)."""
+    n = x.shape[-1]
+    if n <= length:
+        return x
+    start = torch.randint(0, n - length + 1, (x.shape[0], 1), device=x.device)
+    index = start + torch.arange(length, device=x.device)[None, :]                   # (B, length)
+    flat = rearrange(x, "b ... n -> b (...) n")
+    out = flat.gather(2, repeat(index, "b l -> b r l", r=flat.shape[1]))
+    return out.reshape(*x.shape[:-1], length)
+
+
+def view_augmentation(strength: float = 1.0) -> Transformation:
+    """The contrastive view augmentation: mixing, gain, shift, noise, time and frequency masks."""
+    s = strength
+    return Compose([RandomApply(Mix(0.4 * s), p=0.5), Gain(-6 * s, 6 * s), RandomApply(TimeShift(0.1 * s), p=0.5),
+                    AddNoise(max(0.0, 30 - 20 * s), 30.0), RandomApply(TimeMask(0.1 * s), p=0.5),
+                    RandomApply(WaveformFrequencyMask(0.15 * s), p=0.5)])
+
+
+AUDIO_TRANSFORMATIONS = {cls.name: cls for cls in (Gain, AddNoise, TimeShift, Mix, TimeMask, FrequencyMask,
+                                                   WaveformFrequencyMask)}
+
+__all__ = ["Gain", "AddNoise", "TimeShift", "Mix", "TimeMask", "FrequencyMask", "WaveformFrequencyMask",
+           "span_mask", "random_segments", "view_augmentation", "AUDIO_TRANSFORMATIONS"]
