@@ -24,13 +24,34 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """Forward: all_gather + cat. Backward: every process holds d(its loss)/d(gathered); their
+    sum, restricted to this process's rows, is what flows back to this process's tensor.
+
+    (torch.distributed.nn's all_gather gave wrong gradients on gloo when the incoming
+    gradient was not contiguous, e.g. after an einsum; this makes it contiguous first.)
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.dim, ctx.rows = dim, tensor.shape[dim]
+        return torch.cat(parts, dim=dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad.narrow(ctx.dim, dist.get_rank() * ctx.rows, ctx.rows), None
+
+
 def gather(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """All processes' ``tensor`` concatenated along ``dim`` in rank order, differentiable."""
+    """All processes' ``tensor`` concatenated along ``dim`` in rank order, differentiable.
+    Every process must pass the same shape."""
     if not is_distributed():
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor.contiguous()), dim=dim)
+    return _GatherWithGrad.apply(tensor, dim % tensor.dim())
 
 
 def gather_no_grad(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:

@@ -12,6 +12,7 @@ from selfsup.errors import ConfigError
 
 MODALITIES = {
     "sensor": "selfsup.modalities.sensor:SensorModality",
+    "image": "selfsup.modalities.image:ImageModality",
     "audio": "selfsup.modalities.audio:AudioModality",
 }
 

@@ -81,7 +81,12 @@ class Modality:
                         **options: Any):
         name = name or self.default_objective
         entry = _pick(self.objectives, name, "objective", self.name)
-        objective = entry.factory(encoder, self, dataset, **options)
+        try:
+            objective = entry.factory(encoder, self, dataset, **options)
+        except TypeError as exc:
+            if "unexpected keyword argument" not in str(exc):
+                raise
+            raise ConfigError(f"objective '{name}': {exc} (see objective_options in the docs)") from None
         from selfsup.encoders.base import require_output
 
         require_output(encoder, objective.requires, name)
