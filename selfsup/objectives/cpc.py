@@ -4,6 +4,10 @@ The encoder gives latents z (B, T, D); an autoregressive context network summari
 into c_t; a linear map per step k predicts z_{t+k} from c_t, scored by InfoNCE against
 negatives drawn from other times and other sequences of the batch.
 
+Negatives are drawn from the targets of every process (gathered with gradients), so a
+distributed run solves the same problem as one process over the global batch;
+``num_negatives=None`` uses all of them.
+
 An encoder that carries its own ``context_network`` (CPC's waveform encoder) is trained with
 it, so that the context it later embeds with is the one CPC learned; otherwise the objective
 owns a GRU.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup import distributed
 from selfsup.encoders.base import Encoder
 from selfsup.objectives.base import Batch, Objective, ObjectiveOutput
 from selfsup.objectives.losses import sampled_info_nce
@@ -22,7 +27,7 @@ from selfsup.objectives.losses import sampled_info_nce
 class CPC(Objective):
     requires = ("sequence",)
 
-    def __init__(self, encoder: Encoder, steps: int = 4, context_dim: int = 128, num_negatives: int = 64,
+    def __init__(self, encoder: Encoder, steps: int = 4, context_dim: int = 128, num_negatives: int | None = 64,
                  temperature: float = 1.0):
         super().__init__()
         d = encoder.feature_dim
@@ -45,7 +50,9 @@ class CPC(Objective):
         for k, predictor in enumerate(self.predictors, start=1):
             pred = predictor(c[:, :-k]).reshape(-1, z.shape[-1])  # (B (T-k), D): prediction of z_{t+k}
             target = z[:, k:].reshape(-1, z.shape[-1])
-            loss, acc = sampled_info_nce(pred, target, self.num_negatives, self.temperature)
+            pool = distributed.gather(target, 0)                  # (W B (T-k), D): negatives of all processes
+            loss, acc = sampled_info_nce(pred, target, self.num_negatives, self.temperature, pool,
+                                         offset=distributed.rank() * len(target))
             losses.append(loss)
             accs.append(acc)
             metrics[f"acc_step{k}"] = acc

@@ -51,18 +51,26 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, normal
     return info_nce(logits, targets.expand(logits.shape[:-1]))
 
 
-def sampled_info_nce(queries: torch.Tensor, keys: torch.Tensor, num_negatives: int,
-                     temperature: float = 1.0, generator: torch.Generator | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """InfoNCE where row i of ``keys`` is query i's positive and ``num_negatives`` other rows,
-    drawn uniformly, are its negatives (CPC: other times and other sequences of the batch).
+def sampled_info_nce(queries: torch.Tensor, keys: torch.Tensor, num_negatives: int | None,
+                     temperature: float = 1.0, pool: torch.Tensor | None = None, offset: int = 0,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE where row i of ``keys`` is query i's positive and the negatives come from ``pool``
+    (default: ``keys``): ``num_negatives`` rows drawn uniformly, or every row when None.
 
-    queries, keys (N, D). Candidates that happen to be the positive itself are masked out.
+    queries, keys (N, D); pool (M, D), in which row ``offset + i`` is query i's positive
+    (pool = keys of all processes, offset = this process's first row). Candidates that are the
+    positive itself are masked out.
     """
     n = queries.shape[0]
-    neg_index = torch.randint(0, n, (n, num_negatives), device=queries.device, generator=generator)
-    positive = (queries * keys).sum(-1, keepdim=True)                          # (N, 1)
-    negative = torch.einsum("nd,nkd->nk", queries, keys[neg_index])             # (N, num_negatives)
-    negative = negative.masked_fill(neg_index == torch.arange(n, device=queries.device)[:, None], float("-inf"))
-    logits = torch.cat([positive, negative], dim=1) / temperature
+    pool = keys if pool is None else pool
+    own = offset + torch.arange(n, device=queries.device)                          # (N,) positive's row in pool
+    positive = (queries * keys).sum(-1, keepdim=True)                               # (N, 1)
+    if num_negatives is None:
+        negative = queries @ pool.t()                                               # (N, M)
+        is_positive = own[:, None] == torch.arange(pool.shape[0], device=queries.device)[None]
+    else:
+        neg_index = torch.randint(0, pool.shape[0], (n, num_negatives), device=queries.device, generator=generator)
+        negative = torch.einsum("nd,nkd->nk", queries, pool[neg_index])             # (N, num_negatives)
+        is_positive = neg_index == own[:, None]
+    logits = torch.cat([positive, negative.masked_fill(is_positive, float("-inf"))], dim=1) / temperature
     return info_nce(logits, torch.zeros(n, dtype=torch.long, device=queries.device))

@@ -1,0 +1,48 @@
+"""Batch-wide sensor objectives under DDP: two gloo processes, each with half of a global batch
+of real watch windows, give the loss and gradients of one process over the whole batch.
+
+float64 and BatchNorm on running statistics, so that only the distributed maths can differ;
+views are fixed (a window and its time reversal) so that both set-ups see the same inputs.
+"""
+
+import pytest
+import torch
+
+from selfsup.modalities.sensor import SensorModality
+from selfsup.objectives.contrastive import SimCLR
+from selfsup.objectives.cpc import CPC
+from tests.ddp_harness import assert_same_step, loss_and_grads, run_in_processes
+
+CASES = ("simclr", "cpc")
+
+
+def _batch():
+    data = SensorModality().load("builtin:watch")
+    return {"x": data.x[::97][:16].double(), "index": torch.arange(16)}
+
+
+def _build(name):
+    torch.manual_seed(0)
+    encoder = SensorModality().build_encoder("tpn", in_channels=6)
+    if name == "simclr":
+        objective = SimCLR(encoder, lambda b: (b["x"], b["x"].flip(-1)), projection_dim=16, hidden=32)
+    else:
+        objective = CPC(encoder, steps=2, context_dim=16, num_negatives=None)   # all negatives: deterministic
+    return encoder.double().eval(), objective.double().eval()
+
+
+def _steps(rank: int, world: int) -> dict:
+    batch = _batch()
+    return {name: loss_and_grads(*reversed(_build(name)), batch, rank, world) for name in CASES}
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    return run_in_processes(_steps, tmp_path_factory.mktemp("ddp"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_distributed_step_equals_one_process_over_the_global_batch(two_processes, name):
+    ref = _steps(0, 1)[name]
+    for rank in range(2):
+        assert_same_step(two_processes[rank][name], ref)
