@@ -30,6 +30,22 @@ def _open(path: Path):
         raise DataError(f"not a readable HDF5 file ({exc.__class__.__name__}: {exc})", path) from None
 
 
+def _read_arrays(f, path: Path):
+    if "x" not in f:
+        raise DataError(f"has no dataset 'x' (found: {', '.join(sorted(f.keys())) or 'nothing'})", path)
+    try:
+        x = np.asarray(f["x"][()], dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"dataset 'x' cannot be read as floats ({exc})", path) from None
+    if x.ndim != 3:
+        raise DataError(f"'x' must have shape (N, T, C), got {x.shape}", path)
+    if len(x) == 0:
+        raise DataError("the dataset is empty ('x' has 0 rows)", path)
+    y = np.asarray(f["y"][()]) if "y" in f else None
+    subject = np.asarray(f["subject"][()]) if "subject" in f else None
+    return x, y, subject, {k: f.attrs[k] for k in f.attrs}
+
+
 def _str_list(value) -> list[str] | None:
     if value is None:
         return None
@@ -40,19 +56,13 @@ def read_hdf5(path: str | Path) -> dict[str, Any]:
     """Read and validate an HDF5 window file; returns x (N, T, C) float32, y, subject, attrs."""
     path = Path(path)
     with _open(path) as f:
-        if "x" not in f:
-            raise DataError(f"has no dataset 'x' (found: {', '.join(sorted(f.keys())) or 'nothing'})", path)
         try:
-            x = np.asarray(f["x"][()], dtype=np.float32)
-        except (OSError, ValueError, TypeError) as exc:
-            raise DataError(f"dataset 'x' cannot be read as floats ({exc})", path) from None
-        if x.ndim != 3:
-            raise DataError(f"'x' must have shape (N, T, C), got {x.shape}", path)
-        if len(x) == 0:
-            raise DataError("the dataset is empty ('x' has 0 rows)", path)
-        y = np.asarray(f["y"][()]) if "y" in f else None
-        subject = np.asarray(f["subject"][()]) if "subject" in f else None
-        attrs = {k: f.attrs[k] for k in f.attrs}
+            x, y, subject, attrs = _read_arrays(f, path)
+        except DataError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            # h5py reports a damaged file's inner structures with several exception types
+            raise DataError(f"corrupt HDF5 file ({exc.__class__.__name__}: {exc})", path) from None
     if y is not None and not (y.shape == (len(x),) or y.shape == x.shape[:2]):
         raise DataError(f"'y' has shape {y.shape}; expected ({len(x)},) or {x.shape[:2]} to match 'x' {x.shape}",
                         path)
