@@ -82,7 +82,7 @@ class Rotate3d(Transformation):
         rot = random_rotation_matrices(x.shape[0], x.device, x.dtype, self.max_angle)
         out = x.clone()
         for g in self.groups:
-            out[:, g, :] = rot @ x[:, g, :]  # (B, 3, 3) @ (B, 3, T)
+            out[:, g, :] = (rot @ x[:, g, :]).to(out.dtype)  # (B, 3, 3) @ (B, 3, T); autocast may lower it
         return out
 
 

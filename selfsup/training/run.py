@@ -67,8 +67,10 @@ def _bad_sample_log(config: PretrainConfig, run: Path, *datasets) -> Path | None
     return log
 
 
-def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resume: bool = False) -> RunResult:
-    """Train ``config.objective`` on ``config.data`` (or ``dataset``) and fill the run folder."""
+def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resume: bool = False,
+             callbacks: list[pl.Callback] | None = None) -> RunResult:
+    """Train ``config.objective`` on ``config.data`` (or ``dataset``) and fill the run folder.
+    ``callbacks``: extra Lightning callbacks (timers, early stopping ...)."""
     _quiet_lightning()
     run = Path(config.out)
     ckpt = None
@@ -110,7 +112,7 @@ def pretrain(config: PretrainConfig, dataset: SampleDataset | None = None, resum
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
         num_nodes=config.num_nodes, strategy=config.strategy, precision=config.precision,
         accumulate_grad_batches=config.accumulate_grad_batches, sync_batchnorm=config.sync_batchnorm,
-        callbacks=[checkpoints], logger=loggers, plugins=[AtomicCheckpointIO()],
+        callbacks=[checkpoints, *(callbacks or [])], logger=loggers, plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress, enable_model_summary=False,
         log_every_n_steps=min(10, steps_per_epoch), limit_train_batches=config.limit_train_batches,
         num_sanity_val_steps=0, default_root_dir=run)
