@@ -44,6 +44,8 @@ def _add_pretrain(sub):
                    help="any config field, e.g. objective_options.form=multiclass, modality_options.window=128")
     p.add_argument("--resume", action="store_true", help="continue RUN from its newest readable checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format for 2-D conv encoders (faster on GPUs with bf16/fp16)")
     p.add_argument("--skip-bad-samples", action="store_true",
                    help="skip samples that fail to decode and list them in RUN/bad_samples.tsv (default: stop)")
 
@@ -67,6 +69,10 @@ def _add_probe(sub):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --random-init: modality_options.* / encoder_options.*")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--layers", action="store_true",
+                   help="probe every layer of the encoder (conv1 ... last, maps pooled) instead of its embedding")
+    p.add_argument("--retrieval", metavar="PNG",
+                   help="also save a nearest-neighbour figure: test queries and their top training matches")
 
 
 def _add_misc(sub):
@@ -139,6 +145,8 @@ def cmd_pretrain(args) -> int:
         values["progress"] = False
     if args.skip_bad_samples:
         values["bad_samples"] = "skip"
+    if args.channels_last:
+        values["channels_last"] = True
     config = apply_overrides(PretrainConfig.from_dict(values), args.set)
     result = pretrain(config, resume=args.resume)
     shown = {k: v for k, v in result.metrics.items() if k.startswith(("train/", "val/"))}
@@ -168,6 +176,8 @@ def cmd_probe(args) -> int:
     modality_options, encoder_options = _options(args.set)
     source = EncoderSource(run=args.run, modality=args.modality, encoder=args.encoder,
                            modality_options=modality_options, encoder_options=encoder_options)
+    if args.layers or args.retrieval:
+        return _probe_layers(args, source)
     out = None if args.no_plots else (args.out or (Path(args.run) / "probe" if args.run else None))
     result, info = run_probe(source, args.data, args.test, args.protocol, args.label_fraction,
                              args.labels_per_class, args.seeds, out, progress=not args.json)
@@ -175,6 +185,29 @@ def cmd_probe(args) -> int:
         print(json.dumps(result.to_dict()))
     else:
         print(format_evaluation(result, info))
+    return 0
+
+
+def _probe_layers(args, source) -> int:
+    from selfsup.evaluation.layers import evaluate_layers, format_layers
+    from selfsup.evaluation.probe import probe_inputs
+    from selfsup.evaluation.retrieval import retrieval
+
+    _, _, encoder_for_seed, train_set, test_set, _ = probe_inputs(source, args.data, args.test)
+    report = {}
+    if args.layers:
+        layers = evaluate_layers(encoder_for_seed, train_set, test_set, args.protocol, args.label_fraction,
+                                 args.labels_per_class, args.seeds, progress=not args.json)
+        report["layers"] = {name: r.to_dict() for name, r in layers.items()}
+        if not args.json:
+            print(format_layers(layers))
+    if args.retrieval:
+        found = retrieval(encoder_for_seed(0), test_set, gallery=train_set, out=args.retrieval)
+        report["retrieval"] = {"precision_at_k": found["precision_at_k"], "k": found["k"], "path": found["path"]}
+        if not args.json:
+            print(f"retrieval: precision@{found['k']} {found['precision_at_k']:.3f}; figure {found['path']}")
+    if args.json:
+        print(json.dumps(report))
     return 0
 
 

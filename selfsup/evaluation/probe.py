@@ -46,10 +46,8 @@ def resolve(source: EncoderSource):
     return modality, spec, None
 
 
-def run_probe(source: EncoderSource, data: str | SampleDataset, test: str | SampleDataset | None = None,
-              protocol: str = "linear", label_fraction: float | None = None, labels_per_class: int | None = None,
-              seeds: int = 3, out_dir: str | Path | None = None, progress: bool = False,
-              finetune_options: dict | None = None) -> tuple[Evaluation, dict[str, Any]]:
+def probe_inputs(source: EncoderSource, data: str | SampleDataset, test: str | SampleDataset | None = None):
+    """(modality, spec, encoder_for_seed, train_set, test_set, split): what a probe of ``source`` measures."""
     modality, spec, encoder_for_seed = resolve(source)
     train_set = data if isinstance(data, SampleDataset) else modality.open(data)
     if test is None:
@@ -68,6 +66,14 @@ def run_probe(source: EncoderSource, data: str | SampleDataset, test: str | Samp
             return modality.build_encoder(spec["encoder"], **kwargs).eval()
 
     modality.check_input(train_set, encoder_for_seed(0))
+    return modality, spec, encoder_for_seed, train_set, test_set, split
+
+
+def run_probe(source: EncoderSource, data: str | SampleDataset, test: str | SampleDataset | None = None,
+              protocol: str = "linear", label_fraction: float | None = None, labels_per_class: int | None = None,
+              seeds: int = 3, out_dir: str | Path | None = None, progress: bool = False,
+              finetune_options: dict | None = None) -> tuple[Evaluation, dict[str, Any]]:
+    modality, spec, encoder_for_seed, train_set, test_set, split = probe_inputs(source, data, test)
     result = evaluate(encoder_for_seed, train_set, test_set, protocol, label_fraction, labels_per_class, seeds,
                       progress, finetune_options)
     info = {"encoder": source.describe(spec), "data": train_set.source, "split": split,

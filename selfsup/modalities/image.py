@@ -256,3 +256,8 @@ ImageModality.objectives = {
     "dim": Entry(_dim, "Deep InfoMax: local-global InfoNCE between the pooled vector and map positions"),
     "cpc": Entry(_cpc, "CPC v2: predict patch latents of rows below in a grid of patches (InfoNCE)"),
 }
+
+# The predictive pretext tasks, multi-task lists and S4L (issue 5) live in their own module.
+from selfsup.modalities.image_pretext import PRETEXT_OBJECTIVES  # noqa: E402
+
+ImageModality.objectives.update(PRETEXT_OBJECTIVES)
