@@ -216,6 +216,8 @@ def markdown(results: dict, command: str) -> str:
             err = f"MAE {m['val/mae']:.3f} vs {m['val/baseline_mae']:.3f} (mean gap)"
         else:
             err = "-"
+        if "val/instance_chance" in m:  # hierarchical contrast: the mean of its instance and temporal accuracies
+            chance[objective] = f"{(m['val/instance_chance'] + m['val/temporal_chance']) / 2:.3f}"
         lines.append(f"| {objective} | {m.get('val/loss', float('nan')):.3f} | {acc:.3f} ({chance.get(objective, '1/B')}) "
                      f"| {err} | {m['train_seconds']:.0f} |")
     t = results["throughput"]
@@ -280,6 +282,9 @@ def main(argv=None) -> int:
     out = HERE / "results" if not args.quick else Path(args.runs)  # a quick run never lands in BENCHMARKS.md
     write_json(out / f"{args.name}.json", results)
     text = markdown(results, command.strip())
+    if args.name != "audio":  # a second fragment (e.g. one more objective): a heading of its own
+        heading, _, rest = text.partition("\n")
+        text = f"{heading}: {', '.join(args.objectives)}\n{rest}"
     if not args.quick:
         (out / f"{args.name}.md").write_text(text)
         import subprocess

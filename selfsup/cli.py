@@ -84,9 +84,10 @@ def _add_misc(sub):
 
     sub.add_parser("list", help="modalities, encoders and objectives, a line on each")
 
-    p = sub.add_parser("demo", help="TPN pretraining on the built-in watch data vs random init vs supervised")
+    p = sub.add_parser("demo", help="sensor pretraining (hierarchical contrast) on the built-in watch data "
+                                    "vs random init vs supervised")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seeds", type=int, default=3)
 
     p = sub.add_parser("convert-csv", help="long-format sensor CSV -> windows in an HDF5 file")

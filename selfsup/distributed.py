@@ -61,3 +61,13 @@ def gather_no_grad(tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
     parts = [torch.empty_like(tensor) for _ in range(world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts, dim=dim)
+
+
+def broadcast_ints(values: list[int], src: int = 0) -> list[int]:
+    """Process ``src``'s integers on every process: for random choices that must agree across
+    processes (e.g. one crop geometry for a batch whose features are then gathered)."""
+    if not is_distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.long)
+    dist.broadcast(t, src)
+    return t.tolist()

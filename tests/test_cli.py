@@ -17,10 +17,21 @@ def h5(tmp_path_factory, watch):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, h5):
-    out = tmp_path_factory.mktemp("runs") / "tpn"
+    out = tmp_path_factory.mktemp("runs") / "tpn"                 # small and fast; defaults: see below
     assert main(["pretrain", "--modality", "sensor", "--data", str(h5), "--out", str(out), "--epochs", "1",
-                 "--batch-size", "64", "--no-progress"]) == 0
+                 "--batch-size", "64", "--no-progress", "--encoder", "tpn", "--objective", "transformation"]) == 0
     return out
+
+
+def test_sensor_defaults_are_hierarchical_contrast_on_dilated_convs(tmp_path, h5):
+    out = tmp_path / "default"
+    assert main(["pretrain", "--modality", "sensor", "--data", str(h5), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "16", "--no-progress", "--set", "limit_train_batches=3"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "train/instance_acc" in metrics and "train/temporal_acc" in metrics  # hierarchical contrast's own
+    assert main(["embed", "--run", str(out), "--data", str(h5), "--out", str(tmp_path / "z.h5")]) == 0
+    with h5py.File(tmp_path / "z.h5") as f:
+        assert f["z"].shape == (400, 320)                            # 320-d, max-pooled over time
 
 
 def test_list_names_every_modality_encoder_and_objective(capsys):
@@ -89,8 +100,8 @@ def test_convert_csv_then_pretrain(tmp_path, capsys):
                  "ax,ay,az", "--window", "64", "--label-column", "label", "--subject-column", "subject"]) == 0
     assert "windows" in capsys.readouterr().out
     assert main(["pretrain", "--modality", "sensor", "--data", str(tmp_path / "rec.h5"), "--out",
-                 str(tmp_path / "run"), "--epochs", "1", "--no-progress",
-                 "--set", "objective_options.form=multiclass"]) == 0
+                 str(tmp_path / "run"), "--epochs", "1", "--no-progress", "--encoder", "tpn",
+                 "--objective", "transformation", "--set", "objective_options.form=multiclass"]) == 0
     assert "multiclass" in (tmp_path / "run" / "config.yaml").read_text()
 
 

@@ -55,7 +55,8 @@ def _cases(tmp):
 def test_bad_input_is_one_clear_line(tmp_path, capsys, case):
     path, message = _cases(tmp_path)[case]
     out = tmp_path / "run"
-    assert _pretrain(path, out) == 2
+    extra = ["--encoder", "tpn", "--objective", "transformation"] if case == "too short" else []  # valid convs
+    assert _pretrain(path, out, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert path.name in err

@@ -14,9 +14,10 @@ def _subset(watch, n, seed=0):
     return watch.subset(np.sort(np.random.default_rng(seed).choice(len(watch), n, replace=False)))
 
 
-def _run(tmp_path, data, objective, epochs, **kw):
+def _run(tmp_path, data, objective, epochs, encoder="tpn", **kw):
     cfg = PretrainConfig(modality="sensor", out=str(tmp_path / objective.replace(":", "_").replace(",", "+")),
-                         objective=objective, epochs=epochs, batch_size=64, progress=False, val_fraction=0.25, **kw)
+                         encoder=encoder, objective=objective, epochs=epochs, batch_size=64, progress=False,
+                         val_fraction=0.25, **kw)
     return pretrain(cfg, dataset=data)
 
 

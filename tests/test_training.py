@@ -19,6 +19,8 @@ from tests.sensor_files import small_watch_h5
 
 
 def _config(out, data, epochs=2, **kw):
+    """The training machinery on the small TPN set-up (fast); the defaults are tested in test_cli."""
+    kw = {"encoder": "tpn", "objective": "transformation", **kw}
     return PretrainConfig(modality="sensor", data=str(data), out=str(out), epochs=epochs, batch_size=32,
                           progress=False, **kw)
 
@@ -130,7 +132,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path, h5):
     """SIGKILL a real `selfsup pretrain` process mid-run, resume it, compare with a clean run."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     cmd = [sys.executable, "-m", "selfsup.cli", "pretrain", "--modality", "sensor", "--data", str(h5),
-           "--epochs", "4", "--batch-size", "32", "--no-progress", "--out"]
+           "--encoder", "tpn", "--objective", "transformation", "--epochs", "4", "--batch-size", "32", "--no-progress", "--out"]
     subprocess.run(cmd + [str(tmp_path / "clean")], check=True, env=env, capture_output=True)
     victim = subprocess.Popen(cmd + [str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

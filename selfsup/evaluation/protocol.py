@@ -41,25 +41,42 @@ class Evaluation:
                 "n_train": self.n_train, "n_test": self.n_test, "n_labelled": self.n_labelled, **self.extra}
 
 
+class EmbeddingCache:
+    """Frozen embeddings of (encoder, dataset) pairs, reusable across ``evaluate`` calls (several
+    protocols or label budgets of one encoder). Keyed by the objects themselves, not their ids,
+    which Python reuses once an object is freed; embeddings of a frozen encoder are a pure
+    function of (encoder, data)."""
+
+    def __init__(self):
+        self._items: list[tuple[Encoder, SampleDataset, np.ndarray]] = []
+
+    def __call__(self, encoder: Encoder, dataset: SampleDataset, progress: bool = False) -> np.ndarray:
+        for e, d, z in self._items:
+            if e is encoder and d is dataset:
+                return z
+        z = extract_embeddings(encoder, dataset, progress=progress)
+        self._items.append((encoder, dataset, z))
+        return z
+
+
 def evaluate(encoder_for_seed: Callable[[int], Encoder], train_set: SampleDataset, test_set: SampleDataset,
              protocol: str = "linear", label_fraction: float | None = None, labels_per_class: int | None = None,
              seeds: int = 3, progress: bool = False, finetune_options: dict | None = None,
-             probe_options: dict | None = None) -> Evaluation:
+             probe_options: dict | None = None, embeddings: EmbeddingCache | None = None) -> Evaluation:
+    """``seeds`` repetitions of ``protocol``; pass one ``embeddings`` cache to several calls on the
+    same encoders to extract their frozen features once."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
     num_classes = max(train_set.num_classes, test_set.num_classes,
                       int(max(train_set.labels.max(), test_set.labels.max())) + 1)
-    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    embeddings = EmbeddingCache() if embeddings is None else embeddings
     per_seed, n_labelled, preds, z_test = [], [], None, None
     for seed in range(seeds):
         encoder = encoder_for_seed(seed)
         subset = label_subset(train_set.labels, seed, label_fraction, labels_per_class)
         n_labelled.append(len(subset))
         if protocol in FROZEN_PROTOCOLS:
-            if id(encoder) not in cache:
-                cache = {id(encoder): (extract_embeddings(encoder, train_set, progress=progress),
-                                       extract_embeddings(encoder, test_set, progress=progress))}
-            z_train, z_test = cache[id(encoder)]
+            z_train, z_test = embeddings(encoder, train_set, progress), embeddings(encoder, test_set, progress)
             preds = fit_predict(protocol, z_train[subset], train_set.labels[subset], z_test, seed,
                                 **(probe_options or {}))
         else:

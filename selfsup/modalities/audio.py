@@ -14,10 +14,12 @@ Data paths the modality reads (``load``):
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import torch
+from torch import nn
 
 from selfsup.datasets.audio_folder import audio_file, audio_folder
 from selfsup.datasets.base import SampleDataset
@@ -30,6 +32,7 @@ from selfsup.objectives.audio2vec import Audio2Vec
 from selfsup.objectives.autoencoder import Autoencoder
 from selfsup.objectives.contrastive import SimCLR
 from selfsup.objectives.cpc import CPC
+from selfsup.objectives.hierarchical_contrast import HierarchicalContrast
 from selfsup.objectives.temporal_gap import TemporalGap
 
 ASTERISK_PROMPTS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -190,6 +193,17 @@ def _simclr(encoder, modality: AudioModality, dataset, segment_seconds: float | 
     return SimCLR(encoder, modality.view_maker(dataset, segment_seconds, strength), **kw)
 
 
+def _hierarchical_contrast(encoder, modality: AudioModality, dataset, **kw):
+    """Crops and masks whole log-mel frames: the objective computes the clip's log-mel once with a
+    copy of the encoder's front end and feeds the crops to the CNN as (B, C, mels, frames)."""
+    if not isinstance(encoder, SpectrogramCNN):
+        raise ConfigError("objective 'hierarchical-contrast' on audio crops log-mel frame sequences: "
+                          "use --encoder spectrogram-cnn")
+    frontend = copy.deepcopy(encoder.frontend)
+    frames = nn.Sequential(frontend, nn.Unflatten(1, (encoder.in_channels, frontend.n_mels)))
+    return HierarchicalContrast(encoder, frontend=frames, **kw)
+
+
 ENCODERS_NOTE = " [encoders: " + ", ".join(TRAINABLE_ENCODERS) + "]"
 
 AudioModality.encoders = {
@@ -210,6 +224,8 @@ AudioModality.objectives = {
     "cpc": Entry(_cpc, "contrastive predictive coding of future latent steps (InfoNCE)" + ENCODERS_NOTE),
     "autoencoder": Entry(_autoencoder, "reconstruct a slice's log-mel from its own embedding (baseline)"
                          + ENCODERS_NOTE),
+    "hierarchical-contrast": Entry(_hierarchical_contrast, "TS2Vec: instance + temporal contrast of two overlapping "
+                                   "masked crops of the log-mel frames at every time scale [encoder: spectrogram-cnn]"),
 }
 
 __all__ = ["AudioModality"]
