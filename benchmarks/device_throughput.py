@@ -94,6 +94,12 @@ def _audio(n, seconds=1.0, rate=16000):
     return ArrayDataset(x[:, None].astype(np.float32), info={"sample_rate": rate}, source="tones")
 
 
+def _video(n, frames=8, size=64):
+    rng = np.random.default_rng(0)                               # decoding is not timed here (see loader.py)
+    x = rng.random((n, frames, 3, size, size), dtype=np.float32)
+    return ArrayDataset(x, source="random clips")
+
+
 def _sensor(n):
     from selfsup.modalities.sensor import SensorModality
 
@@ -110,8 +116,10 @@ def cases(gpu: bool):
          "data": lambda: _images(big, 32), "batch": 512 if gpu else 128},
         {"modality": "audio", "objective": "simclr", "encoder": "spectrogram-cnn", "unit": "clips/s",
          "data": lambda: _audio(big // 4), "batch": 256 if gpu else 32},
-        {"modality": "sensor", "objective": "transformation", "encoder": "tpn", "unit": "windows/s",
-         "data": lambda: _sensor(big * 2), "batch": 1024 if gpu else 128},
+        {"modality": "video", "objective": "simclr", "encoder": "frame-cnn", "unit": "clips/s",
+         "data": lambda: _video(big // 8 if gpu else 160), "batch": 128 if gpu else 16},
+        {"modality": "sensor", "objective": "hierarchical-contrast", "encoder": "dilated-conv", "unit": "windows/s",
+         "data": lambda: _sensor(big * 2), "batch": 256 if gpu else 16},
     ]
 
 
@@ -158,7 +166,7 @@ def main() -> None:
     print(f"device: {device}; precision {args.precision}; {workers} loader workers")
     for r in rows:
         util = "" if r["gpu_utilisation_mean"] is None else f"  GPU busy {r['gpu_utilisation_mean']:.0f}%"
-        print(f"  {r['modality']:<7} {r['objective']:<15} {r['encoder']:<16} batch {r['batch']:>5}: "
+        print(f"  {r['modality']:<7} {r['objective']:<22} {r['encoder']:<16} batch {r['batch']:>5}: "
               f"{r['samples_per_second']:9.1f} {r['unit']}{util}")
     if args.quick:
         return

@@ -1,4 +1,4 @@
-"""The ``selfsup`` command: pretrain | probe | embed | list | demo | convert-csv | cache | prepare.
+"""The ``selfsup`` command: pretrain | probe | embed | list | demo | convert-csv | cache | prepare | track.
 
 Every command prints one clear line and exits 2 on bad input (SelfsupError); tracebacks are
 for bugs only.
@@ -116,12 +116,36 @@ def _add_misc(sub):
     p.add_argument("--download", action="store_true", help="download the archive into --root first")
 
 
+def _add_track(sub):
+    p = sub.add_parser("track", help="propagate first-frame masks through DAVIS videos by feature affinity (J, F, J&F)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="run folder of a pretrained video encoder")
+    src.add_argument("--random-init", action="store_true", help="a randomly initialised encoder (baseline)")
+    src.add_argument("--pixels", action="store_true", help="raw pixels: Lab colours of small patches (baseline)")
+    p.add_argument("--davis", required=True, help="DAVIS-2017 folder, or builtin:moving-digits[?...] (generated)")
+    p.add_argument("--resolution", default="480p", help="JPEGImages/<resolution> (default 480p)")
+    p.add_argument("--split", help="ImageSets/2017/<split>.txt (default: every sequence)")
+    p.add_argument("--size", type=int, help="resize frames (shorter side, centre crop) to SIZE x SIZE")
+    p.add_argument("--encoder", help="with --random-init: the video encoder (default spatial-map)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --random-init: modality_options.* / encoder_options.*")
+    p.add_argument("--seed", type=int, default=0, help="with --random-init: the initialisation")
+    p.add_argument("--stride", type=int, default=4, help="with --pixels: patch size (default 4)")
+    p.add_argument("--topk", type=int, default=10, help="reference positions each position copies from")
+    p.add_argument("--context", type=int, default=3, help="previous frames used as references, besides the first")
+    p.add_argument("--radius", type=float, default=6.0, help="search radius in feature cells (0: the whole frame)")
+    p.add_argument("--temperature", type=float, default=0.05)
+    p.add_argument("--out", help="write the predicted masks here (DAVIS layout)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfsup", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_pretrain(sub)
     _add_probe(sub)
     _add_misc(sub)
+    _add_track(sub)
     return parser
 
 
@@ -309,8 +333,30 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from selfsup.evaluation.tracking import Propagation, TrackingSource, run_tracking
+
+    if not args.random_init and (args.encoder or args.set):
+        raise ConfigError("--encoder/--set go with --random-init; a run knows its own encoder")
+    modality_options, encoder_options = _options(args.set)
+    source = TrackingSource(run=args.run, random_init=args.random_init, pixels=args.pixels, encoder=args.encoder,
+                            modality_options=modality_options, encoder_options=encoder_options, seed=args.seed,
+                            stride=args.stride)
+    how = Propagation(args.topk, args.context, args.radius if args.radius > 0 else None, args.temperature)
+    result = run_tracking(source, args.davis, how, args.resolution, args.split, args.size, args.out)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"track: {result['source']} on {result['davis']} ({result['sequences']} sequences, "
+              f"{result['objects']} objects, {result['seconds']:.1f} s)")
+        for key in ("J", "F", "J&F"):
+            print(f"  {key:<4} {result[key]:.3f}")
+    return 0
+
+
 COMMANDS = {"pretrain": cmd_pretrain, "probe": cmd_probe, "embed": cmd_embed, "list": cmd_list,
-            "demo": cmd_demo, "convert-csv": cmd_convert_csv, "cache": cmd_cache, "prepare": cmd_prepare}
+            "demo": cmd_demo, "convert-csv": cmd_convert_csv, "cache": cmd_cache, "prepare": cmd_prepare,
+            "track": cmd_track}
 
 
 def main(argv: list[str] | None = None) -> int:

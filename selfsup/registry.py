@@ -14,6 +14,7 @@ MODALITIES = {
     "sensor": "selfsup.modalities.sensor:SensorModality",
     "image": "selfsup.modalities.image:ImageModality",
     "audio": "selfsup.modalities.audio:AudioModality",
+    "video": "selfsup.modalities.video:VideoModality",
 }
 
 

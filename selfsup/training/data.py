@@ -51,5 +51,8 @@ def make_loader(dataset: SampleDataset, batch_size: int, train: bool, seed: int 
         sampler=EpochShuffleSampler(len(dataset), seed, samples_per_epoch) if train else None,
         drop_last=train and len(dataset) > batch_size,  # batch-wide losses and BatchNorm dislike tiny tails
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        # Workers start from a clean server process, not a fork of this one: a fork copies the
+        # locks of decoder threads (FFmpeg, HDF5) that this process may hold, and can deadlock.
+        multiprocessing_context="forkserver" if num_workers > 0 else None,
         collate_fn=collate_samples,
     )
