@@ -170,6 +170,13 @@ def collate_samples(samples: list[dict | None]) -> dict[str, torch.Tensor] | Non
     return default_collate(kept) if kept else None
 
 
+def spread_samples(dataset: "SampleDataset", count: int) -> list[torch.Tensor]:
+    """The ``x`` of up to ``count`` samples evenly spread over ``dataset`` (first and last
+    included): a cheap, deterministic look at the data for statistics."""
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(len(dataset), count)).round().astype(int))
+    return [dataset[int(i)]["x"] for i in picks]
+
+
 def check_finite(x: torch.Tensor, source: str) -> None:
     """Raise a DataError naming the first sample that holds NaN or inf."""
     bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)

@@ -22,11 +22,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from selfsup.datasets import images as image_data
-from selfsup.datasets.base import SampleDataset
+from selfsup.datasets.base import SampleDataset, spread_samples
 from selfsup.encoders import image as image_encoders
 from selfsup.encoders.base import Encoder
 from selfsup.errors import ConfigError, DataError
@@ -117,8 +116,7 @@ class ImageModality(Modality):
         Also fixes ``size`` and ``channels`` in this modality's options to the data's, so the
         run records them and a probe on other images converts those images to match.
         """
-        picks = np.linspace(0, len(dataset) - 1, min(len(dataset), NORMALIZE_SAMPLES)).round().astype(int)
-        x = torch.stack([dataset[int(i)]["x"] for i in np.unique(picks)])          # (N, C, H, W)
+        x = torch.stack(spread_samples(dataset, NORMALIZE_SAMPLES))                  # (N, C, H, W)
         channels = int(x.shape[1])
         self.options.update(channels=channels, size=list(x.shape[-2:]))
         self.channels, self.size = channels, tuple(x.shape[-2:])

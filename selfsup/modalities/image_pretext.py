@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from selfsup.datasets.base import SampleDataset
+from selfsup.datasets.base import SampleDataset, spread_samples
 from selfsup.encoders.base import Encoder
 from selfsup.errors import ConfigError
 from selfsup.modalities.base import Entry, Transformation
@@ -347,8 +347,7 @@ def _colorization(encoder, modality, dataset, **kw):
     _colour_shape(dataset, modality, "colorization")
     counts = None
     if dataset is not None and kw.get("rebalance", 0.5) > 0:
-        picks = np.unique(np.linspace(0, len(dataset) - 1, min(len(dataset), COLOUR_SAMPLES)).round().astype(int))
-        counts = ab_histogram(torch.stack([dataset[int(i)]["x"] for i in picks]), kw.get("grid", 10.0))
+        counts = ab_histogram(torch.stack(spread_samples(dataset, COLOUR_SAMPLES)), kw.get("grid", 10.0))
     return _make(Colorization, encoder, counts, **kw)
 
 

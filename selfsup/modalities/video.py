@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import numpy as np
 import torch
 
-from selfsup.datasets.base import SampleDataset
+from selfsup.datasets.base import SampleDataset, spread_samples
 from selfsup.datasets.davis import DavisClips, is_davis_root
 from selfsup.datasets.video_folder import SAMPLERS, VideoClips, VideoSubset, video_files, video_folder
 from selfsup.encoders.base import Encoder
@@ -136,8 +135,7 @@ class VideoModality(Modality):
 
     def encoder_kwargs(self, dataset: SampleDataset) -> dict[str, Any]:
         """in_channels, and the per-channel mean and std of (up to 32 clips of) the data."""
-        picks = np.unique(np.linspace(0, len(dataset) - 1, min(len(dataset), STATISTICS_CLIPS)).round().astype(int))
-        x = torch.stack([dataset[int(i)]["x"] for i in picks])                    # (N, T, C, H, W)
+        x = torch.stack(spread_samples(dataset, STATISTICS_CLIPS))                # (N, T, C, H, W)
         return {"in_channels": int(x.shape[2]), **(normalization_stats(x, channel_dim=2) if self.normalize else {})}
 
     def check_input(self, dataset: SampleDataset, encoder: Encoder) -> None:
@@ -171,8 +169,7 @@ class VideoModality(Modality):
 
     def sample_frames(self, dataset: SampleDataset, clips: int = 32) -> torch.Tensor:
         """(N, C, H, W): every frame of up to ``clips`` clips spread over the dataset."""
-        picks = np.unique(np.linspace(0, len(dataset) - 1, min(len(dataset), clips)).round().astype(int))
-        return torch.cat([dataset[int(i)]["x"] for i in picks])
+        return torch.cat(spread_samples(dataset, clips))
 
 
 def generated_root(name: str, query: str = "") -> Path:
