@@ -47,6 +47,21 @@ def test_mix_blends_with_another_clip():
     assert torch.equal(at.Mix()(x[:1]), x[:1])
 
 
+def test_speed_perturbation_scales_pitch_per_clip_and_keeps_length():
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t).repeat(32, 2, 1)                # (32, 2, 16000): 440 Hz
+    out = at.SpeedPerturb(0.8, 1.25)(tone)
+    assert out.shape == tone.shape
+    peak = torch.fft.rfft(out[:, 0]).abs()[:, 1:].argmax(dim=-1) + 1          # Hz, as the clip lasts 1 s
+    assert peak.min() >= 440 * 0.8 - 2 and peak.max() <= 440 * 1.25 + 2 and peak.float().std() > 10
+    assert torch.equal(out[:, 0], out[:, 1])                                  # one factor per clip
+    assert torch.allclose(at.SpeedPerturb(1.0, 1.0)(tone), tone)
+    slow = at.SpeedPerturb(0.5, 0.5)(tone)                                   # half speed: all of it still inside
+    assert (slow[:, :, :100].abs().max() > 0) and (at.SpeedPerturb(2.0, 2.0)(tone)[:, :, :3000] == 0).all()
+    with pytest.raises(ValueError, match="speed factors"):
+        at.SpeedPerturb(1.2, 0.9)
+
+
 def test_time_mask_on_waveforms_and_spectrograms():
     wave = torch.ones(32, 1, 1000)
     out = at.TimeMask(0.1, count=1)(wave)

@@ -160,3 +160,19 @@ def test_kmeans_separates_clear_blobs():
     x = centres[truth] + 0.3 * torch.randn(120, 2, generator=g)
     _, labels, _ = kmeans(x, 3, generator=g)
     assert nmi(truth.numpy(), labels.numpy()) > 0.99
+
+
+def test_simclr_views_in_one_or_two_passes_differ_only_in_batch_statistics():
+    from selfsup.encoders.image import SmallCNN
+    from selfsup.objectives.contrastive import SimCLR
+
+    torch.manual_seed(0)
+    encoder = SmallCNN(1)
+    x1, x2 = torch.rand(8, 1, 16, 16), torch.rand(8, 1, 16, 16)
+    one = SimCLR(encoder, lambda _b: (x1, x2), projection_dim=8, hidden=16)
+    two = SimCLR(encoder, lambda _b: (x1, x2), projection_dim=8, hidden=16, views_in_one_pass=False)
+    two.load_state_dict(one.state_dict())
+    encoder.eval(), one.eval(), two.eval()      # running statistics: the passes must agree
+    assert torch.allclose(one({}, encoder).loss, two({}, encoder).loss, atol=1e-5)
+    encoder.train(), one.train(), two.train()   # batch statistics: per view vs over both views
+    assert not torch.allclose(one({}, encoder).loss, two({}, encoder).loss, atol=1e-4)

@@ -127,12 +127,13 @@ class AudioModality(Modality):
         """What Audio2Vec and the autoencoder reconstruct: the un-normalised log-mel of a slice."""
         return LogMelFrontEnd(self.sample_rate_of(dataset), normalize="none")
 
-    def view_maker(self, dataset: SampleDataset | None, segment_seconds: float | None = None, strength: float = 1.0):
+    def view_maker(self, dataset: SampleDataset | None, segment_seconds: float | None = None, strength: float = 1.0,
+                   speed: float = 0.15):
         """SimCLR's two views: two random segments of each clip (default: 0.8 of its length, so they
-        overlap), each augmented independently."""
+        overlap), each augmented independently (``speed``: see ``view_augmentation``)."""
         _, n = self.input_shape(dataset)
         length = int(0.8 * n) if segment_seconds is None else min(n, _samples(self, dataset, segment_seconds))
-        augment = at.view_augmentation(strength)
+        augment = at.view_augmentation(strength, speed)
 
         def make_views(batch):
             x = batch["x"]
@@ -188,9 +189,12 @@ def _cpc(encoder, modality: AudioModality, dataset, **kw):
 
 
 def _simclr(encoder, modality: AudioModality, dataset, segment_seconds: float | None = None, strength: float = 1.0,
-            **kw):
+            speed: float = 0.15, **kw):
     _needs_training(encoder, "simclr")
-    return SimCLR(encoder, modality.view_maker(dataset, segment_seconds, strength), **kw)
+    if not 0 <= speed * strength < 1:
+        raise ConfigError(f"simclr's speed perturbation must stay below a factor of 2 either way: "
+                          f"speed x strength = {speed * strength} (use 0 to switch it off, 0.15 by default)")
+    return SimCLR(encoder, modality.view_maker(dataset, segment_seconds, strength, speed), **kw)
 
 
 def _hierarchical_contrast(encoder, modality: AudioModality, dataset, **kw):

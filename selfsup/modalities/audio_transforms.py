@@ -96,6 +96,37 @@ class Mix(Transformation):
         return (1 - ratio) * x + ratio * x[other]
 
 
+class SpeedPerturb(Transformation):
+    """Play each clip faster or slower by a factor ~ U(min_factor, max_factor) (resampled with
+    linear interpolation, so pitch and tempo change together, as in Kaldi's speed perturbation),
+    centred and cut or zero-padded back to its length. It imitates another speaker's pitch and
+    pace: an invariance for content, not for speaker identity."""
+
+    name = "speed"
+
+    def __init__(self, min_factor: float = 0.85, max_factor: float = 1.15):
+        super().__init__()
+        if not 0 < min_factor <= max_factor:
+            raise ValueError(f"speed factors must satisfy 0 < min_factor <= max_factor, got {min_factor}, {max_factor}")
+        self.min_factor, self.max_factor = min_factor, max_factor
+
+    def forward(self, x):
+        n = x.shape[-1]
+        factor = _uniform(x.shape[0], self.min_factor, self.max_factor, x).float()[:, None]     # (B, 1)
+        centre = (n - 1) / 2
+        source = centre + (torch.arange(n, device=x.device, dtype=torch.float32)[None] - centre) * factor  # (B, N)
+        valid = (source >= 0) & (source <= n - 1)
+        source = source.clamp(0, n - 1)
+        left = source.floor().long().clamp(max=n - 2) if n > 1 else source.long()
+        weight = (source - left).to(x.dtype)                                                    # (B, N)
+        flat = rearrange(x, "b ... n -> b (...) n")
+        r = flat.shape[1]
+        at_left = flat.gather(2, repeat(left, "b n -> b r n", r=r))
+        at_right = flat.gather(2, repeat((left + 1).clamp(max=n - 1), "b n -> b r n", r=r))
+        out = (at_left + (at_right - at_left) * weight[:, None]) * valid[:, None]
+        return out.reshape(x.shape)
+
+
 def span_mask(batch: int, length: int, max_width: int, count: int, device=None) -> torch.Tensor:
     """(B, length) bool, True inside ``count`` random spans of width ~ U{0..max_width} per row."""
     width = torch.randint(0, max_width + 1, (batch, count, 1), device=device)
@@ -172,16 +203,23 @@ def random_segments(x: torch.Tensor, length: int) -> torch.Tensor:
     return out.reshape(*x.shape[:-1], length)
 
 
-def view_augmentation(strength: float = 1.0) -> Transformation:
-    """The contrastive view augmentation: mixing, gain, shift, noise, time and frequency masks."""
+def view_augmentation(strength: float = 1.0, speed: float = 0.15) -> Transformation:
+    """The contrastive view augmentation: speed perturbation (by up to ``speed`` x strength, on 80%
+    of the clips), mixing, gain, shift, noise, time and frequency masks.
+
+    Speed perturbation is what makes the views differ the way two speakers do; on held-out
+    espeak-ng voices it lifted 5-labels-per-class word accuracy by about 5-7 points and cost
+    speaker identity a few (benchmarks/audio.py). ``speed=0`` leaves it out.
+    """
     s = strength
-    return Compose([RandomApply(Mix(0.4 * s), p=0.5), Gain(-6 * s, 6 * s), RandomApply(TimeShift(0.1 * s), p=0.5),
+    pitch_and_pace = [RandomApply(SpeedPerturb(1 - speed * s, 1 + speed * s), p=0.8)] if speed > 0 else []
+    return Compose(pitch_and_pace + [RandomApply(Mix(0.4 * s), p=0.5), Gain(-6 * s, 6 * s), RandomApply(TimeShift(0.1 * s), p=0.5),
                     AddNoise(max(0.0, 30 - 20 * s), 30.0), RandomApply(TimeMask(0.1 * s), p=0.5),
                     RandomApply(WaveformFrequencyMask(0.15 * s), p=0.5)])
 
 
-AUDIO_TRANSFORMATIONS = {cls.name: cls for cls in (Gain, AddNoise, TimeShift, Mix, TimeMask, FrequencyMask,
-                                                   WaveformFrequencyMask)}
+AUDIO_TRANSFORMATIONS = {cls.name: cls for cls in (Gain, AddNoise, TimeShift, Mix, SpeedPerturb, TimeMask,
+                                                   FrequencyMask, WaveformFrequencyMask)}
 
-__all__ = ["Gain", "AddNoise", "TimeShift", "Mix", "TimeMask", "FrequencyMask", "WaveformFrequencyMask",
+__all__ = ["Gain", "AddNoise", "TimeShift", "Mix", "SpeedPerturb", "TimeMask", "FrequencyMask", "WaveformFrequencyMask",
            "span_mask", "random_segments", "view_augmentation", "AUDIO_TRANSFORMATIONS"]
