@@ -11,7 +11,6 @@ utilisation is sampled from nvidia-smi during the timed epoch.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +26,7 @@ from selfsup.config import PretrainConfig
 from selfsup.datasets.base import ArrayDataset
 from selfsup.training.run import pretrain
 
-HERE = Path(__file__).resolve().parent
+from common import write_fragment
 
 
 class EpochTimer(pl.Callback):
@@ -170,9 +169,7 @@ def main() -> None:
               f"{r['samples_per_second']:9.1f} {r['unit']}{util}")
     if args.quick:
         return
-    (HERE / "results").mkdir(exist_ok=True)
     stem = "throughput_gpu" if gpu else "throughput_device_cpu"
-    (HERE / "results" / f"{stem}.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2) + "\n")
     md = [f"## Training throughput per modality, {args.precision} ({'GPU' if gpu else 'CPU'}; issue 7)", "",
           f"Command: `python benchmarks/device_throughput.py`. Measured on: **{device}**, {workers} loader workers. "
           "Each case trains through `selfsup.training.run.pretrain` (Lightning, DataLoader, autocast) for two "
@@ -182,10 +179,7 @@ def main() -> None:
         util = "n/a (no GPU)" if r["gpu_utilisation_mean"] is None else f"{r['gpu_utilisation_mean']:.0f}%"
         md.append(f"| {r['modality']} | {r['objective']} | {r['encoder']} | {r['batch']} | "
                   f"{r['samples_per_second']:.1f} {r['unit']} | {util} |")
-    (HERE / "results" / f"{stem}.md").write_text("\n".join(md) + "\n")
-    from assemble import main as assemble
-
-    assemble()
+    write_fragment(stem, {"device": device, "rows": rows}, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ import torch
 from selfsup.config import PretrainConfig
 from selfsup.evaluation.protocol import EmbeddingCache, evaluate
 from selfsup.evaluation.splits import split_dataset
-from selfsup.io import write_json
 from selfsup.modalities.sensor import SensorModality
 from selfsup.training.run import pretrain
 
-HERE = Path(__file__).resolve().parent
+from common import apply_standard_arguments, command_line, publish, standard_arguments
+
 BUDGETS = {"all labels": None, "5 per class": 5}
 PROTOCOLS = ("linear", "svm")
 # The public TS2Vec code on this task, as measured and reported in issue 8 (10 CPU minutes).
@@ -237,30 +237,21 @@ def verdict(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="1 epoch of 3 batches, every 8th window, 2 seeds: checks that it runs")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the few-label rows")
     p.add_argument("--full-seeds", type=int, default=2, help="seeds of the all-label linear rows")
-    p.add_argument("--runs", default="runs/bench_har", help="folder for the pretraining runs")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    standard_arguments(p, runs="runs/bench_har", name="har",
+                       quick_help="1 epoch of 3 batches, every 8th window, 2 seeds: checks that it runs")
+    args = apply_standard_arguments(p.parse_args(argv))
     if args.quick:
-        args.seeds, args.runs = 2, args.runs + "_quick"
-    command = "flock /tmp/selfsup-bench.lock python benchmarks/har.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        args.seeds = 2
+    command = command_line("har.py", argv, args.quick)
     started = time.perf_counter()
     results = run(args)
     results["wall_seconds"] = time.perf_counter() - started
     results["verdict"] = verdict(results)
-    text = markdown(results, command.strip())
+    text = markdown(results, command)
     print("\n" + text)
-    out = Path(args.runs) if args.quick else HERE / "results"   # a quick run never lands in BENCHMARKS.md
-    write_json(out / "har.json", results)
-    (out / "har.md").write_text(text)
-    if not args.quick:
-        import subprocess
-
-        subprocess.run([sys.executable, str(HERE / "assemble.py")], check=True)
+    publish(args, results, text)
     return 0
 
 

@@ -33,12 +33,12 @@ import torch
 from selfsup.config import PretrainConfig
 from selfsup.evaluation.layers import evaluate_layers
 from selfsup.evaluation.retrieval import retrieval
-from selfsup.io import write_json
 from selfsup.modalities.image import ImageModality
 from selfsup.modalities.image_pretext import PRETEXT_OBJECTIVES, sample_photo_crops
 from selfsup.training.run import pretrain
 
-HERE = Path(__file__).resolve().parent
+from common import apply_standard_arguments, command_line, publish, standard_arguments
+
 # (row name, objective spec, objective options, group)
 METHODS = [
     ("rotation (4 rotations)", "rotation", {}, "self-supervised"),
@@ -250,7 +250,6 @@ def verdict(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small data, 1 epoch, 2 seeds: checks that it runs")
     p.add_argument("--pretrain-images", type=int, default=1000)
     p.add_argument("--probe-images", type=int, default=2000)
     p.add_argument("--test-images", type=int, default=1000)
@@ -261,36 +260,20 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--only", default="all", help="comma-separated objective names to run (default all)")
-    p.add_argument("--runs", default="runs/bench_images_pretext")
-    p.add_argument("--name", default="images_pretext", help="results/<name>.md and .json")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    standard_arguments(p, runs="runs/bench_images_pretext", name="images_pretext")
+    args = apply_standard_arguments(p.parse_args(argv))
     if args.quick:
         args.pretrain_images, args.probe_images, args.test_images, args.labels_per_class = 600, 400, 300, 20
         args.epochs, args.colour_epochs, args.seeds = 1, 1, 2
-        args.runs, args.name = args.runs + "_quick", args.name + "_quick"
     args.only = {o.strip() for o in args.only.split(",")}
-    command = "python benchmarks/images_pretext.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("images_pretext.py", argv, args.quick)
     started = time.perf_counter()
     results = run(args)
     results.update(wall_seconds=time.perf_counter() - started, verdict=verdict(results))
-    print("\n" + markdown(results, command.strip()))
-    publish(results, command.strip(), args)
+    text = markdown(results, command)
+    print("\n" + text)
+    publish(args, results, text)
     return 0
-
-
-def publish(results: dict, command: str, args) -> None:
-    """results/<name>.{json,md} and a rebuilt BENCHMARKS.md; a quick run stays in its run folder."""
-    if args.quick:
-        write_json(Path(args.runs) / f"{args.name}.json", results)
-        return
-    write_json(HERE / "results" / f"{args.name}.json", results)
-    (HERE / "results" / f"{args.name}.md").write_text(markdown(results, command))
-    sys.path.insert(0, str(HERE))
-    from assemble import main as assemble
-
-    print(f"wrote {assemble()}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ within one run because the machine is noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +29,8 @@ from selfsup.datasets.shards import write_shards
 from selfsup.registry import get_modality
 from selfsup.training.data import make_loader
 
-HERE = Path(__file__).resolve().parent
+from common import write_fragment
+
 CASES = {  # modality -> built-in data decoded from real files
     "audio": "builtin:spoken-words",
     "video": "builtin:moving-digits",
@@ -71,8 +70,6 @@ def run_case(modality_name: str, data: str, workers: list[int], batch_size: int,
 
 
 def write_results(rows: list[dict], args, name: str) -> None:
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
     command = "python benchmarks/loader.py" + (" --quick" if args.quick else "") + f" --workers {args.workers}"
     lines = [
         "## Data loading: decoding every epoch vs the shard store",
@@ -93,8 +90,7 @@ def write_results(rows: list[dict], args, name: str) -> None:
         shape = "x".join(str(s) for s in r["sample_shape"])
         lines.append(f"| {r['modality']} | {r['samples']} | {shape} | {r['workers']} | {r['files_per_s']:.0f} | "
                      f"{r['shards_per_s']:.0f} | {r['ratio']:.1f} |")
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{name}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
+    write_fragment(name, {"command": command, "rows": rows}, "\n".join(lines))
 
 
 def main() -> None:
@@ -115,10 +111,6 @@ def main() -> None:
     if args.quick:                              # a check that it runs: results are not kept
         return
     write_results(rows, args, args.name)
-    sys.path.insert(0, str(HERE))
-    import assemble
-
-    print(f"wrote {assemble.main()}")
 
 
 if __name__ == "__main__":

@@ -15,16 +15,14 @@ training step keeps (1.0 = no overhead; target >= 0.85).
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 
 from selfsup.config import PretrainConfig
 from selfsup.modalities.sensor import SensorModality
 
-HERE = Path(__file__).resolve().parent
+from common import write_fragment
 
 
 def _time(fn, repeats: int, warmup: int = 2) -> float:
@@ -109,8 +107,6 @@ def main() -> None:
     print(f"  through Lightning          {row['lightning_seconds'] * 1000:8.1f} ms   ratio {row['ratio_lightning']:.3f}")
     if args.quick:
         return
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "throughput.json").write_text(json.dumps([row], indent=2) + "\n")
     md = ["## Training-step throughput (issue 2)", "",
           "Command: `python benchmarks/throughput.py` (CPU, "
           f"{row['threads']} threads). Ratio = bare encoder time / step time on the same encoder inputs; "
@@ -122,10 +118,7 @@ def main() -> None:
           f"| {row['ratio_lightning']:.2f} |", "",
           "The objective's own overhead (8 batched transformations, 8 heads, the loss) is the first ratio; the "
           "second adds Lightning's loop, logging and start-up, averaged over a 2-epoch run."]
-    (HERE / "results" / "throughput.md").write_text("\n".join(md) + "\n")
-    from assemble import main as assemble
-
-    assemble()
+    write_fragment("throughput", [row], "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -37,11 +37,11 @@ from selfsup.datasets.synthetic_video import generate_moving_objects
 from selfsup.datasets.video_io import read_frames, write_video
 from selfsup.evaluation.protocol import evaluate
 from selfsup.evaluation.tracking import Propagation, TrackingSource, run_tracking
-from selfsup.io import write_json
 from selfsup.modalities.video import VideoModality, real_clip_files
 from selfsup.training.run import pretrain
 
-HERE = Path(__file__).resolve().parent
+from common import apply_standard_arguments, command_line, publish, standard_arguments
+
 PROBE_OBJECTIVES = ("temporal-order", "ambient-sound", "simclr")
 
 
@@ -361,7 +361,6 @@ def verdict(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, 2 seeds: checks that it runs")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--track-epochs", type=int, default=12)
@@ -376,19 +375,13 @@ def main(argv=None) -> int:
     p.add_argument("--finetune-steps", type=int, default=40)
     p.add_argument("--objectives", default=",".join(PROBE_OBJECTIVES), help="objectives of the clip-probe table")
     p.add_argument("--decode-size", type=int, default=128)
-    p.add_argument("--runs", default="runs/bench_video")
-    p.add_argument("--name", default="video", help="results/<name>.md and .json")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    standard_arguments(p, runs="runs/bench_video", name="video", quick_help="tiny data, 1 epoch, 2 seeds: checks that it runs")
+    args = apply_standard_arguments(p.parse_args(argv))
     if args.quick:
         args.seeds, args.track_epochs, args.order_epochs, args.probe_epochs = 2, 1, 1, 1
         args.finetune_epochs, args.finetune_steps, args.order_draws = 1, 5, 2
-        args.runs, args.name = args.runs + "_quick", args.name + "_quick"
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    command = ("" if args.quick else "flock /tmp/selfsup-bench.lock ") + "python benchmarks/video.py " + \
-        " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("video.py", argv, args.quick)
     started = time.perf_counter()
     results = {"seeds": args.seeds, "quick": args.quick,
                "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3"}
@@ -399,14 +392,8 @@ def main(argv=None) -> int:
     results["wall_seconds"] = time.perf_counter() - started
     results["verdict"] = verdict(results)
     print("\n" + results["verdict"])
-    out = HERE / "results" if not args.quick else Path(args.runs)  # a quick run never lands in BENCHMARKS.md
-    write_json(out / f"{args.name}.json", results)
-    text = markdown(results, command.strip())
-    if not args.quick:
-        (out / f"{args.name}.md").write_text(text)
-        import subprocess
-
-        subprocess.run([sys.executable, str(HERE / "assemble.py")], check=True)
+    text = markdown(results, command)
+    publish(args, results, text)
     print("\n" + text)
     print(f"wall time {results['wall_seconds']:.0f} s")
     return 0

@@ -1,0 +1,67 @@
+"""What every benchmark script shares: its standard flags, its command line, and where its
+results go (results/<name>.json and .md, then BENCHMARKS.md rebuilt; a quick run stays in its
+run folder and never lands in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from selfsup.io import write_json
+
+HERE = Path(__file__).resolve().parent
+LOCK = "flock /tmp/selfsup-bench.lock "
+
+
+def standard_arguments(p: argparse.ArgumentParser, runs: str, name: str,
+                       quick_help: str = "small data, 1 epoch, 2 seeds: checks that it runs") -> None:
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--runs", default=runs, help="folder for the pretraining runs")
+    p.add_argument("--name", default=name, help="results/<name>.md and .json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+
+
+def apply_standard_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """Set the torch threads; a quick run gets its own run folder and results name."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.runs, args.name = args.runs + "_quick", args.name + "_quick"
+    return args
+
+
+def command_line(script: str, argv: list[str] | None, quick: bool) -> str:
+    """How to rerun this benchmark: full runs take the shared benchmark lock."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    return ((LOCK if not quick else "") + f"python benchmarks/{script} " + " ".join(words)).strip()
+
+
+def publish(args: argparse.Namespace, results: dict, markdown: str) -> Path:
+    """A full run lands in results/ and BENCHMARKS.md; a quick one only in its run folder."""
+    if args.quick:
+        return write_files(Path(args.runs), args.name, results, markdown)
+    return write_fragment(args.name, results, markdown)
+
+
+def write_fragment(name: str, results, markdown: str) -> Path:
+    """results/<name>.json and .md, then BENCHMARKS.md rebuilt from every fragment."""
+    write_files(HERE / "results", name, results, markdown)
+    return rebuild_benchmarks_md()
+
+
+def write_files(folder: Path, name: str, results, markdown: str) -> Path:
+    write_json(folder / f"{name}.json", results)
+    (folder / f"{name}.md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    return folder
+
+
+def rebuild_benchmarks_md() -> Path:
+    sys.path.insert(0, str(HERE))
+    import assemble
+
+    path = assemble.main()
+    print(f"wrote {path}")
+    return path
