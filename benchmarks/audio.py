@@ -113,7 +113,8 @@ def pretrain_config(args, root: Path, objective: str, pretrain_seed: int) -> Pre
 
 def pretrained(config: PretrainConfig, dataset) -> tuple:
     """(encoder, metrics) of a pretraining run: read back when its folder holds the finished run
-    (so reruns and the parallel pre-pass cost nothing here), else trained or resumed."""
+    (so reruns and the parallel pre-pass cost nothing here), else trained or resumed. A folder is
+    trusted as it is: delete it after changing an objective's code or defaults."""
     run_dir = Path(config.out)
     if (run_dir / "metrics.json").exists() and (run_dir / ENCODER_FILE).exists():
         metrics = json.loads((run_dir / "metrics.json").read_text())
