@@ -6,8 +6,9 @@ loss is NT-Xent over the global batch (gathered across processes with gradients)
 
 ``views_in_one_pass`` (default, as in the SimCLR paper's code) embeds both views as one batch
 of 2N, so BatchNorm normalises them with shared statistics. False embeds each view as its own
-batch of N, as lightly's examples do: on a CPU two passes over N were 2-6% faster than one
-over 2N (benchmarks/images.py), and each view's BatchNorm statistics are then its own.
+batch of N, as lightly's examples do: on the 2-core CPU here two passes over N were faster
+than one over 2N (BENCHMARKS.md, "Speed of one training step"), and each view's BatchNorm
+statistics are then its own.
 """
 
 from __future__ import annotations
