@@ -3,7 +3,6 @@ then rebuild the trained objective from the run's checkpoint to measure it on he
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,8 @@ from selfsup.modalities.image import ImageModality
 from selfsup.objectives.base import Objective
 from selfsup.training.checkpoint import loadable_checkpoint
 from selfsup.training.run import pretrain
+
+from run_logs import epoch_losses
 
 
 @dataclass
@@ -43,9 +44,7 @@ def train(objective: str, data: SampleDataset, out, epochs: int, batch_size: int
     built = modality.build_objective(objective, modality.build_encoder(None, **kwargs), data, **objective_options)
     state = torch.load(loadable_checkpoint(out), map_location="cpu", weights_only=False)["state_dict"]
     built.load_state_dict({k[len("objective."):]: v for k, v in state.items() if k.startswith("objective.")})
-    with open(next((out / "logs" / "csv").rglob("metrics.csv"))) as f:
-        losses = [float(row["train/loss_epoch"]) for row in csv.DictReader(f) if row.get("train/loss_epoch")]
-    return Trained(result.encoder.eval(), built.eval(), losses, result.metrics)
+    return Trained(result.encoder.eval(), built.eval(), epoch_losses(out), result.metrics)
 
 
 def untrained(objective: str, data: SampleDataset, **objective_options) -> Trained:

@@ -2,7 +2,6 @@
 through the CLI: the training loss falls, and on held-out clips (the run's validation split)
 its own accuracy or error beats the trivial baseline. Then ``selfsup probe`` on folders."""
 
-import csv
 import json
 
 import pytest
@@ -12,6 +11,8 @@ from selfsup.cli import main
 from selfsup.datasets.espeak import DEFAULT_VARIANTS, generate_spoken_words
 from selfsup.errors import ConfigError
 from selfsup.modalities.audio import AudioModality
+
+from run_logs import assert_cli_learns
 
 WORDS = ["yes", "no", "up", "down"]
 # a small CNN on 0.5 s clips keeps each run to seconds on 2 CPU cores
@@ -39,13 +40,6 @@ def folders():
     return train, test
 
 
-def epoch_losses(run) -> list[float]:
-    files = sorted((run / "logs" / "csv").glob("version_*/metrics.csv"))
-    with open(files[-1], newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("train/loss_epoch")]
-    return [float(r["train/loss_epoch"]) for r in rows]
-
-
 @pytest.mark.parametrize("objective", list(CASES))
 def test_cli_trains_every_objective(objective, folders, tmp_path, capsys):
     """The fast check: one short epoch of each objective through the CLI gives a finite loss."""
@@ -64,13 +58,8 @@ def test_cli_trains_objective_and_it_learns(objective, folders, tmp_path, capsys
     epochs, extra, learned = CASES[objective]
     run = tmp_path / "run"
     torch.manual_seed(0)
-    code = main(["pretrain", "--modality", "audio", "--objective", objective, "--data", str(folders[0]),
-                 "--out", str(run), "--epochs", str(epochs), *SMALL, *extra])
-    assert code == 0, capsys.readouterr().err
-    metrics = json.loads((run / "metrics.json").read_text())
-    losses = epoch_losses(run)
-    assert len(losses) == epochs and losses[-1] < losses[0], losses
-    assert learned(metrics), {k: v for k, v in metrics.items() if k.startswith("val/")}
+    assert_cli_learns(["pretrain", "--modality", "audio", "--objective", objective, "--data", str(folders[0]),
+                       "--out", str(run), "--epochs", str(epochs), *SMALL, *extra], run, epochs, learned, capsys)
     assert (run / "encoder.pt").exists()
 
 

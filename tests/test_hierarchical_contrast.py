@@ -18,6 +18,8 @@ from selfsup.objectives.hierarchical_contrast import (HierarchicalContrast, draw
                                                       hierarchical_contrastive_loss, take_crop)
 from selfsup.objectives.losses import nt_xent
 
+from run_logs import epoch_losses
+
 TINY = {"hidden": 32, "depth": 4, "out_dim": 64}
 
 
@@ -234,8 +236,7 @@ def test_audio_crops_whole_log_mel_frames():
 def test_audio_pretext_task_is_learned_through_the_cli(tmp_path):
     """On real speech (espeak-ng voices) the CLI trains it on log-mel frames: the loss falls and
     both contrast accuracies beat chance on the run's held-out clips."""
-    import csv
-
+    
     from selfsup.datasets.espeak import DEFAULT_VARIANTS, generate_spoken_words
 
     clips = generate_spoken_words(words=["yes", "no", "up", "down"], variants=DEFAULT_VARIANTS[:12],
@@ -248,8 +249,7 @@ def test_audio_pretext_task_is_learned_through_the_cli(tmp_path):
                  "--set", "encoder_options.embed_dim=64", "--set", "encoder_options.n_mels=32",
                  "--set", "val_fraction=0.25"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    with open(next((run / "logs" / "csv").glob("version_*/metrics.csv")), newline="") as f:
-        losses = [float(r["train/loss_epoch"]) for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+    losses = epoch_losses(run)
     assert len(losses) == 6 and losses[-1] < 0.8 * losses[0], losses
     assert metrics["val/instance_acc"] > 2 * metrics["val/instance_chance"]
     assert metrics["val/temporal_acc"] > 2 * metrics["val/temporal_chance"]

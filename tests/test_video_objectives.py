@@ -2,7 +2,6 @@
 probe on pooled clip embeddings, and (slow) each one learning its pretext task on generated
 video: the training loss falls and its accuracy on held-out clips beats chance."""
 
-import csv
 import json
 
 import pytest
@@ -18,6 +17,8 @@ from selfsup.objectives.ambient_sound import AmbientSound
 from selfsup.objectives.colorization_tracking import ColorizationTracking
 from selfsup.objectives.temporal_order import (TemporalOrder, TimeReverse, arrow_of_time, five_positions, order_tuples,
                                               tuple_features)
+
+from run_logs import assert_cli_learns
 
 
 @pytest.fixture(scope="module")
@@ -186,12 +187,6 @@ def test_cli_refuses_what_cannot_work(small_videos, tmp_path, capsys):
 
 
 # -- learning (slow) --------------------------------------------------------------------------
-def epoch_losses(run) -> list[float]:
-    path = next((run / "logs" / "csv").rglob("metrics.csv"))
-    with open(path) as f:
-        return [float(row["train/loss_epoch"]) for row in csv.DictReader(f) if row.get("train/loss_epoch")]
-
-
 @pytest.fixture(scope="module")
 def learning_videos(tmp_path_factory):
     """4 digit classes x 16 videos of 16 frames, 32 px, with sound; one clip per video, so the
@@ -226,10 +221,5 @@ def test_each_objective_learns_its_pretext_task_on_held_out_videos(objective, le
     epochs, extra, learned = LEARNS[objective]
     run = tmp_path / "run"
     torch.manual_seed(0)
-    code = main(["pretrain", "--modality", "video", "--objective", objective, "--data", str(learning_videos),
-                 "--out", str(run), "--epochs", str(epochs), *LEARN, *extra])
-    assert code == 0, capsys.readouterr().err
-    metrics = json.loads((run / "metrics.json").read_text())
-    losses = epoch_losses(run)
-    assert len(losses) == epochs and losses[-1] < losses[0], losses
-    assert learned(metrics), {k: v for k, v in metrics.items() if k.startswith("val/")}
+    assert_cli_learns(["pretrain", "--modality", "video", "--objective", objective, "--data", str(learning_videos),
+                       "--out", str(run), "--epochs", str(epochs), *LEARN, *extra], run, epochs, learned, capsys)
