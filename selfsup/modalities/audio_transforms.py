@@ -8,10 +8,9 @@ the batch. Composition and random application come from ``sequence_transforms``
 from __future__ import annotations
 
 import torch
-from einops import rearrange, repeat
 
 from selfsup.modalities.base import Transformation
-from selfsup.modalities.sequence_transforms import Compose, RandomApply
+from selfsup.modalities.sequence_transforms import Compose, RandomApply, gather_time, interpolate_time
 
 
 def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -70,10 +69,7 @@ class TimeShift(Transformation):
         shift = torch.randint(-limit, limit + 1, (x.shape[0], 1), device=x.device)   # (B, 1)
         source = torch.arange(n, device=x.device)[None, :] - shift                    # (B, N): read position
         valid = (source >= 0) & (source < n)
-        flat = rearrange(x, "b ... n -> b (...) n")
-        index = repeat(source.clamp(0, n - 1), "b n -> b r n", r=flat.shape[1])
-        out = flat.gather(2, index) * valid[:, None, :]
-        return out.reshape(x.shape)
+        return gather_time(x, source.clamp(0, n - 1)) * valid.reshape(x.shape[0], *([1] * (x.dim() - 2)), n)
 
 
 class Mix(Transformation):
@@ -115,16 +111,8 @@ class SpeedPerturb(Transformation):
         factor = _uniform(x.shape[0], self.min_factor, self.max_factor, x).float()[:, None]     # (B, 1)
         centre = (n - 1) / 2
         source = centre + (torch.arange(n, device=x.device, dtype=torch.float32)[None] - centre) * factor  # (B, N)
-        valid = (source >= 0) & (source <= n - 1)
-        source = source.clamp(0, n - 1)
-        left = source.floor().long().clamp(max=n - 2) if n > 1 else source.long()
-        weight = (source - left).to(x.dtype)                                                    # (B, N)
-        flat = rearrange(x, "b ... n -> b (...) n")
-        r = flat.shape[1]
-        at_left = flat.gather(2, repeat(left, "b n -> b r n", r=r))
-        at_right = flat.gather(2, repeat((left + 1).clamp(max=n - 1), "b n -> b r n", r=r))
-        out = (at_left + (at_right - at_left) * weight[:, None]) * valid[:, None]
-        return out.reshape(x.shape)
+        valid = (source >= 0) & (source <= n - 1)                                              # zeros outside
+        return interpolate_time(x, source.clamp(0, n - 1)) * valid.reshape(x.shape[0], *([1] * (x.dim() - 2)), n)
 
 
 def span_mask(batch: int, length: int, max_width: int, count: int, device=None) -> torch.Tensor:
@@ -197,10 +185,7 @@ def random_segments(x: torch.Tensor, length: int) -> torch.Tensor:
     if n <= length:
         return x
     start = torch.randint(0, n - length + 1, (x.shape[0], 1), device=x.device)
-    index = start + torch.arange(length, device=x.device)[None, :]                   # (B, length)
-    flat = rearrange(x, "b ... n -> b (...) n")
-    out = flat.gather(2, repeat(index, "b l -> b r l", r=flat.shape[1]))
-    return out.reshape(*x.shape[:-1], length)
+    return gather_time(x, start + torch.arange(length, device=x.device)[None, :])     # index (B, length)
 
 
 def view_augmentation(strength: float = 1.0, speed: float = 0.15) -> Transformation:

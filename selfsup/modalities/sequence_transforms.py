@@ -17,6 +17,23 @@ from einops import rearrange, repeat
 from selfsup.modalities.base import Transformation
 
 
+def gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, ..., N) read at per-sample positions ``index`` (B, L) of the last axis -> (B, ..., L),
+    the same positions for every channel of a sample."""
+    flat = rearrange(x, "b ... n -> b (...) n")
+    out = flat.gather(2, repeat(index, "b l -> b r l", r=flat.shape[1]))
+    return out.reshape(*x.shape[:-1], index.shape[-1])
+
+
+def interpolate_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, ..., N) read at fractional positions (B, L) in [0, N-1] of the last axis, linearly
+    interpolated between the two neighbouring steps -> (B, ..., L)."""
+    n = x.shape[-1]
+    lo = positions.floor().long().clamp(0, max(n - 2, 0))
+    w = (positions - lo).to(x.dtype).reshape(x.shape[0], *([1] * (x.dim() - 2)), -1)   # (B, 1.., L)
+    return gather_time(x, lo) * (1 - w) + gather_time(x, (lo + 1).clamp(max=n - 1)) * w
+
+
 class Identity(Transformation):
     name = "identity"
 
@@ -151,12 +168,8 @@ class TimeWarp(Transformation):
         return pos / pos[:, -1:] * (length - 1)
 
     def forward(self, x):
-        b, c, t = x.shape
-        pos = self.time_curve(b, t, x.device, x.dtype)
-        lo = pos.floor().long().clamp(0, t - 2)
-        w = (pos - lo).unsqueeze(1)                                          # (B, 1, T)
-        lo = repeat(lo, "b t -> b c t", c=c)
-        return x.gather(2, lo) * (1 - w) + x.gather(2, lo + 1) * w
+        b, _, t = x.shape
+        return interpolate_time(x, self.time_curve(b, t, x.device, x.dtype))
 
 
 class ChannelShuffle(Transformation):

@@ -20,23 +20,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 
 from selfsup.encoders.base import Encoder
 from selfsup.errors import ConfigError
 from selfsup.objectives.base import Batch, Objective, ObjectiveOutput
+from selfsup.modalities.sequence_transforms import gather_time
 from selfsup.objectives.heads import mlp
 
 
 def take_slices(x: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
     """x (B, ..., N), starts (B, S) -> (B, S, ..., length): S slices of each sequence."""
-    b, s = starts.shape
     index = starts[:, :, None] + torch.arange(length, device=x.device)             # (B, S, L)
-    flat = rearrange(x, "b ... n -> b (...) n")                                      # (B, R, N)
-    picked = flat.gather(2, repeat(index, "b s l -> b r (s l)", r=flat.shape[1]))   # (B, R, S L)
-    picked = rearrange(picked, "b r (s l) -> b s r l", s=s)
-    return picked.reshape(b, s, *x.shape[1:-1], length)
+    picked = gather_time(x, rearrange(index, "b s l -> b (s l)"))                    # (B, ..., S L)
+    return rearrange(picked, "b ... (s l) -> b s ... l", s=starts.shape[1])
 
 
 def random_offsets(batch: int, span: int, total: int, device=None) -> torch.Tensor:
