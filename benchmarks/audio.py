@@ -39,7 +39,7 @@ from selfsup.modalities.audio import AudioModality
 from selfsup.training.build import ENCODER_FILE, load_encoder
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, command_line, publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, standard_arguments
 
 TASK_ORDER = ["words", "voices"]
 OBJECTIVES = ("audio2vec-cbow", "audio2vec-skipgram", "temporal-gap", "cpc", "simclr", "autoencoder")
@@ -147,6 +147,8 @@ def pretrain_in_parallel(args, argv: list[str]) -> None:
 
 
 def run(args) -> dict:
+    if args.pretrain_workers > 1:
+        pretrain_in_parallel(args, args.argv)
     torch.manual_seed(0)
     data, train_idx, test_idx, root = load_words(args.quick)
     modality = AudioModality()
@@ -217,7 +219,9 @@ def run(args) -> dict:
     print(f"front end: {throughput['selfsup_s'] * 1000:.1f} ms vs librosa {throughput['librosa_s'] * 1000:.1f} ms "
           f"per batch ({throughput['speedup']:.1f}x)")
     return {"rows": rows, "pretext": pretext, "throughput": throughput, "seeds": args.seeds, "epochs": args.epochs,
-            "cpc_negatives": args.cpc_negatives, "pretrain_seeds": args.pretrain_seeds,
+            "cpc_negatives": args.cpc_negatives, "pretrain_seeds": args.pretrain_seeds, "name": args.name,
+            "objectives": args.objectives,
+            "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3",
             "quick": args.quick, "data": str(root), "n_pretrain": int(len(train_idx)),
             "tasks": {k: {"classes": int(tr.num_classes), "train": len(tr), "test": len(te)}
                       for k, (tr, te) in tasks.items()}}
@@ -225,7 +229,10 @@ def run(args) -> dict:
 
 def markdown(results: dict, command: str) -> str:
     results["tasks"] = {k: results["tasks"][k] for k in sorted(results["tasks"], key=TASK_ORDER.index)}
-    lines = ["## Audio: spoken words (espeak-ng), linear probes on held-out voices", "",
+    # a second fragment (e.g. one more objective, --name other) says which objectives it holds
+    second = results.get("name", "audio") not in ("audio", "audio_quick")
+    lines = ["## Audio: spoken words (espeak-ng), linear probes on held-out voices"
+             + (f": {', '.join(results['objectives'])}" if second else ""), "",
              f"Command: `{command}`", "",
              f"Data: {results['data']} (1 s clips at 16 kHz). Pretraining: {results['n_pretrain']} unlabelled clips of "
              f"the training voices (10% held out for the pretext metrics below), {results['epochs']} epochs, batch 64, "
@@ -325,26 +332,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.epochs, args.seeds, args.finetune_epochs, args.finetune_steps = 1, 2, 1, 10
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    args.argv = sys.argv[1:] if argv is None else list(argv)   # what the pre-pass workers parse again
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = command_line("audio.py", argv, args.quick)
-    started = time.perf_counter()
-    if args.pretrain_workers > 1:
-        pretrain_in_parallel(args, sys.argv[1:] if argv is None else list(argv))
-    results = run(args)
-    results["finetune"] = f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3"
-    results["wall_seconds"] = time.perf_counter() - started
-    results["verdict"] = verdict(results)
-    print("\n" + results["verdict"])
-    text = markdown(results, command)
-    if args.name not in ("audio", "audio_quick"):  # a second fragment (e.g. one more objective): its own heading
-        heading, _, rest = text.partition("\n")
-        text = f"{heading}: {', '.join(args.objectives)}\n{rest}"
-    publish(args, results, text)
-    print("\n" + text)
+    run_and_publish(args, "audio.py", argv, run, verdict, markdown)
     return 0
 
 

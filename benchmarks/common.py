@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -37,6 +39,22 @@ def command_line(script: str, argv: list[str] | None, quick: bool) -> str:
     """How to rerun this benchmark: full runs take the shared benchmark lock."""
     words = sys.argv[1:] if argv is None else list(argv)
     return ((LOCK if not quick else "") + f"python benchmarks/{script} " + " ".join(words)).strip()
+
+
+def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | None,
+                    run: Callable[[argparse.Namespace], dict], verdict: Callable[[dict], str],
+                    markdown: Callable[[dict, str], str]) -> dict:
+    """The common tail of a benchmark: run it, time it, add its verdict, print its markdown
+    fragment and publish it."""
+    command = command_line(script, argv, args.quick)
+    started = time.perf_counter()
+    results = run(args)
+    results["wall_seconds"] = time.perf_counter() - started
+    results["verdict"] = verdict(results)
+    text = markdown(results, command)
+    print("\n" + text)
+    publish(args, results, text)
+    return results
 
 
 def publish(args: argparse.Namespace, results: dict, markdown: str) -> Path:

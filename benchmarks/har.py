@@ -36,7 +36,7 @@ from selfsup.evaluation.splits import split_dataset
 from selfsup.modalities.sensor import SensorModality
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, command_line, publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, standard_arguments
 
 BUDGETS = {"all labels": None, "5 per class": 5}
 PROTOCOLS = ("linear", "svm")
@@ -244,14 +244,7 @@ def main(argv=None) -> int:
     args = apply_standard_arguments(p.parse_args(argv))
     if args.quick:
         args.seeds = 2
-    command = command_line("har.py", argv, args.quick)
-    started = time.perf_counter()
-    results = run(args)
-    results["wall_seconds"] = time.perf_counter() - started
-    results["verdict"] = verdict(results)
-    text = markdown(results, command)
-    print("\n" + text)
-    publish(args, results, text)
+    run_and_publish(args, "har.py", argv, run, verdict, markdown)
     return 0
 
 

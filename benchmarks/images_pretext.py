@@ -37,7 +37,7 @@ from selfsup.modalities.image import ImageModality
 from selfsup.modalities.image_pretext import PRETEXT_OBJECTIVES, sample_photo_crops
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, command_line, publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, standard_arguments
 
 # (row name, objective spec, objective options, group)
 METHODS = [
@@ -266,13 +266,7 @@ def main(argv=None) -> int:
         args.pretrain_images, args.probe_images, args.test_images, args.labels_per_class = 600, 400, 300, 20
         args.epochs, args.colour_epochs, args.seeds = 1, 1, 2
     args.only = {o.strip() for o in args.only.split(",")}
-    command = command_line("images_pretext.py", argv, args.quick)
-    started = time.perf_counter()
-    results = run(args)
-    results.update(wall_seconds=time.perf_counter() - started, verdict=verdict(results))
-    text = markdown(results, command)
-    print("\n" + text)
-    publish(args, results, text)
+    run_and_publish(args, "images_pretext.py", argv, run, verdict, markdown)
     return 0
 
 

@@ -40,7 +40,7 @@ from selfsup.evaluation.tracking import Propagation, TrackingSource, run_trackin
 from selfsup.modalities.video import VideoModality, real_clip_files
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, command_line, publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, standard_arguments
 
 PROBE_OBJECTIVES = ("temporal-order", "ambient-sound", "simclr")
 
@@ -381,22 +381,16 @@ def main(argv=None) -> int:
         args.seeds, args.track_epochs, args.order_epochs, args.probe_epochs = 2, 1, 1, 1
         args.finetune_epochs, args.finetune_steps, args.order_draws = 1, 5, 2
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    command = command_line("video.py", argv, args.quick)
-    started = time.perf_counter()
-    results = {"seeds": args.seeds, "quick": args.quick,
-               "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3"}
-    results["decoding"] = decoding_throughput(args.decode_size, 2 if args.quick else 5)
-    results["tracking"] = tracking(args)
-    results["temporal_order"] = temporal_order_real(args)
-    results["probes"] = clip_probes(args)
-    results["wall_seconds"] = time.perf_counter() - started
-    results["verdict"] = verdict(results)
-    print("\n" + results["verdict"])
-    text = markdown(results, command)
-    publish(args, results, text)
-    print("\n" + text)
+    results = run_and_publish(args, "video.py", argv, run, verdict, markdown)
     print(f"wall time {results['wall_seconds']:.0f} s")
     return 0
+
+
+def run(args) -> dict:
+    return {"seeds": args.seeds, "quick": args.quick,
+            "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3",
+            "decoding": decoding_throughput(args.decode_size, 2 if args.quick else 5),
+            "tracking": tracking(args), "temporal_order": temporal_order_real(args), "probes": clip_probes(args)}
 
 
 if __name__ == "__main__":
