@@ -5,6 +5,7 @@ run folder and never lands in BENCHMARKS.md)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ def standard_arguments(p: argparse.ArgumentParser, runs: str, name: str,
     p.add_argument("--runs", default=runs, help="folder for the pretraining runs")
     p.add_argument("--name", default=name, help="results/<name>.md and .json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    p.add_argument("--render", action="store_true",
+                   help="rewrite the markdown and verdict from results/<name>.json without running anything")
 
 
 def apply_standard_arguments(args: argparse.Namespace) -> argparse.Namespace:
@@ -37,7 +40,7 @@ def apply_standard_arguments(args: argparse.Namespace) -> argparse.Namespace:
 
 def command_line(script: str, argv: list[str] | None, quick: bool) -> str:
     """How to rerun this benchmark: full runs take the shared benchmark lock."""
-    words = sys.argv[1:] if argv is None else list(argv)
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if w != "--render"]
     return ((LOCK if not quick else "") + f"python benchmarks/{script} " + " ".join(words)).strip()
 
 
@@ -46,10 +49,18 @@ def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | Non
                     markdown: Callable[[dict, str], str]) -> dict:
     """The common tail of a benchmark: run it, time it, add its verdict, print its markdown
     fragment and publish it."""
-    command = command_line(script, argv, args.quick)
-    started = time.perf_counter()
-    results = run(args)
-    results["wall_seconds"] = time.perf_counter() - started
+    if getattr(args, "render", False):
+        saved = (Path(args.runs) if args.quick else HERE / "results") / f"{args.name}.json"
+        if not saved.exists():
+            raise SystemExit(f"--render: {saved} does not exist; run the benchmark first")
+        results = json.loads(saved.read_text())
+        command = results.get("command") or command_line(script, argv, args.quick)
+    else:
+        command = command_line(script, argv, args.quick)
+        started = time.perf_counter()
+        results = run(args)
+        results["wall_seconds"] = time.perf_counter() - started
+    results["command"] = command
     results["verdict"] = verdict(results)
     text = markdown(results, command)
     print("\n" + text)
