@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 from selfsup.config import PretrainConfig
 from selfsup.datasets.base import ArrayDataset
@@ -172,7 +173,7 @@ def run(args) -> dict:
         for task, (tr, te) in tasks.items():
             for budget, per_class in budgets.items():
                 key = f"{settings}|{task}|{budget}|{method}"
-                if cached and key in cache:
+                if cached and "accuracy_per_seed" in cache.get(key, {}):   # older entries lack the seeds
                     rows.append(cache[key])
                     print(f"  {task:<7}{budget:<12}{method:<34}(reused from {cache_file})", flush=True)
                     continue
@@ -180,6 +181,7 @@ def run(args) -> dict:
                 r = evaluate(encoder_for_seed, tr, te, protocol, labels_per_class=per_class, seeds=args.seeds,
                              **extra)
                 rows.append({"task": task, "labels": budget, "method": method, **r.summary,
+                             "accuracy_per_seed": [s["accuracy"] for s in r.per_seed],
                              "seconds": seconds + time.perf_counter() - started})
                 if cached:
                     cache[key] = rows[-1]
@@ -247,10 +249,7 @@ def markdown(results: dict, command: str) -> str:
                "random 0.8 s segments with speed perturbation (±15%), mixing, gain, shift, noise and masks (the "
                f"defaults). Mean ± std over "
                f"{results['seeds']} seeds: the seeds vary the label subsets and probe, random init's initialisation, "
-               + ("and each objective's pretraining (seed i probes the encoder pretrained with seed i)"
-                  if results.get("pretrain_seeds", 1) >= results["seeds"] else
-                  f"and each objective is pretrained {results.get('pretrain_seeds', 1)} time(s) only, so its ± "
-                  "leaves out the spread between pretraining runs")
+               + _pretraining_spread(results.get("pretrain_seeds", 1), results["seeds"])
                + "; seconds include (mean) pretraining.",
              ""]
     for task in results["tasks"]:
@@ -287,14 +286,49 @@ def markdown(results: dict, command: str) -> str:
                   f"**{t['speedup']:.1f}x**; the two log-mels differ by at most {t['max_abs_log_mel_difference']:.2g}.",
               ""]
     if results.get("verdict"):
-        lines += [results["verdict"], ""]
+        lines += ["Verdicts. *Clearly* means more than two standard deviations (the larger of the two rows') "
+                  "above raw log-mel and above random init: single runs, not only the means, come out in that "
+                  "order. Beside it, the paired comparison: seed i gives every row the same labelled subset; the "
+                  "t-test runs on one mean difference per pretraining run, since seeds that probe one "
+                  "pretrained encoder are not independent.", "", results["verdict"], ""]
     return "\n".join(lines)
+
+
+def _pretraining_spread(pretrain_seeds: int, seeds: int) -> str:
+    if pretrain_seeds == 1:
+        return ("and each objective is pretrained once only, so its ± leaves out the spread between pretraining "
+                "runs")
+    return (f"and each objective's pretraining (seed i probes the encoder pretrained with seed i"
+            + (f" mod {pretrain_seeds}" if pretrain_seeds < seeds else "") + ")")
+
+
+def paired_comparison(best: dict, other: dict, pretrain_seeds: int = 1) -> str:
+    """The best objective against another row, seed by seed: seed i gives both the same labelled
+    subset, so the differences leave out the spread that label subsets cause in both rows.
+
+    Seeds that probe the same pretraining run (i mod ``pretrain_seeds``) are not independent:
+    the t-test runs on their mean differences, one per pretraining run."""
+    a, b = np.asarray(best.get("accuracy_per_seed", [])), np.asarray(other.get("accuracy_per_seed", []))
+    if len(a) < 2 or len(a) != len(b):
+        return ""
+    diff = a - b
+    runs = min(pretrain_seeds, len(diff))
+    per_run = np.array([diff[i::runs].mean() for i in range(runs)]) if runs > 1 else diff
+    if len(per_run) < 2 or np.allclose(per_run, per_run[0]):
+        test = "no t-test: " + ("one pretraining run" if len(per_run) < 2 else "the same difference every time")
+    else:
+        p = stats.ttest_1samp(per_run, 0.0, alternative="greater").pvalue
+        test = f"one-sided t-test over {len(per_run)} {'pretraining runs' if runs > 1 else 'seeds'}: p = {p:.2g}"
+    return (f"higher in {int((diff > 0).sum())} of {len(diff)} seeds, by {diff.mean():+.3f} ± {diff.std(ddof=1):.3f}"
+            f" ({test})")
 
 
 def verdict(results: dict) -> str:
     """Say plainly, per task and label budget, whether the best objective beats raw log-mel and
-    random init by more than two standard deviations (the larger of the two rows')."""
-    lines = []
+    random init by more than two standard deviations (the larger of the two rows'): the bar is
+    that a single run of each, not only their means, would come out in that order. The paired
+    comparison over seeds is given beside it."""
+    lines, pretrain_runs = [], results.get("pretrain_seeds", 1)
     for task in results["tasks"]:
         for budget in ("all labels", "5 per class"):
             rows = [r for r in results["rows"] if r["task"] == task and r["labels"] == budget]
@@ -309,7 +343,10 @@ def verdict(results: dict) -> str:
             lines.append(f"**{task}, {budget}**: the best objective, {best['method'].split(' (')[0]}, scores "
                          f"{best['accuracy']:.3f} ± {best['accuracy_std']:.3f} vs raw log-mel {logmel['accuracy']:.3f}"
                          f" and random init {rand['accuracy']:.3f} ± {rand['accuracy_std']:.3f}: "
-                         + ("it clearly beats both." if clear else "it does NOT clearly beat both."))
+                         + ("it clearly beats both." if clear else "it does NOT clearly beat both.")
+                         + "".join(f" Paired with {name}: {text}." for name, text in
+                                   (("raw log-mel", paired_comparison(best, logmel, pretrain_runs)),
+                                    ("random init", paired_comparison(best, rand, pretrain_runs))) if text))
     return "\n\n".join(lines)
 
 
