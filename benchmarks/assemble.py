@@ -18,6 +18,8 @@ HEADER = """# Benchmarks
 Every figure here was produced by a script in `benchmarks/`; each section names its command.
 Machine: the 2-core CPU development machine (no GPU) unless a section says otherwise; wall
 times are from that machine and noisy, so speed claims are ratios measured within one run.
+Every script also takes `--quick` (small data: checks that it runs; never lands here) and
+`--render` (rewrites its section from `benchmarks/results/<name>.json` without running).
 
 ## Evaluation protocol (fixed in `selfsup/evaluation/`, the same for every row)
 

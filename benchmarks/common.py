@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | Non
         if not saved.exists():
             raise SystemExit(f"--render: {saved} does not exist; run the benchmark first")
         results = json.loads(saved.read_text())
-        command = results.get("command") or command_line(script, argv, args.quick)
+        command = results.get("command") or saved_command(saved.with_suffix(".md"))
     else:
         command = command_line(script, argv, args.quick)
         started = time.perf_counter()
@@ -66,6 +67,15 @@ def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | Non
     print("\n" + text)
     publish(args, results, text)
     return results
+
+
+def saved_command(fragment: Path) -> str:
+    """The command a published fragment names (results made before results kept their command)."""
+    match = re.search(r"Command: `([^`]+)`", fragment.read_text()) if fragment.exists() else None
+    if match is None:
+        raise SystemExit(f"--render: neither {fragment.with_suffix('.json')} nor {fragment} names the command "
+                         "that made the results; run the benchmark again")
+    return match.group(1)
 
 
 def publish(args: argparse.Namespace, results: dict, markdown: str) -> Path:

@@ -214,6 +214,10 @@ def main(argv=None) -> dict:
                    help="re-measure only the step speed and augmentation tables; keep the saved probe rows")
     args = apply_standard_arguments(p.parse_args(argv))
     quick = args.quick
+    if args.render:
+        results = json.loads(((Path(args.runs) if quick else HERE / "results") / f"{args.name}.json").read_text())
+        publish(args, results, fragment(results))
+        return results
     if args.speed_only:
         results = {**json.loads((HERE / "results" / "images.json").read_text()), **speed_results(quick),
                    "threads": torch.get_num_threads()}
