@@ -79,6 +79,10 @@ class TimeStretch(torch.nn.Module):
         return out
 
 
+#: the modality's own augmentation, kept before a run replaces it with a variant's
+DEFAULT_VIEW_AUGMENTATION = at.view_augmentation
+
+
 def view_augmentation_for(args):
     """The modality's view augmentation with this variant's speed probability and time stretch."""
     def make(strength: float = 1.0, speed: float = 0.15) -> at.Transformation:
@@ -86,7 +90,7 @@ def view_augmentation_for(args):
         first = [RandomApply(TimeStretch(args.stretch), p=0.8)] if args.stretch > 0 else []
         if speed > 0:
             first.append(RandomApply(at.SpeedPerturb(1 - speed * s, 1 + speed * s), p=args.speed_p))
-        rest = at.view_augmentation(strength, speed=0)          # mixing, gain, shift, noise, masks
+        rest = DEFAULT_VIEW_AUGMENTATION(strength, speed=0)     # mixing, gain, shift, noise, masks
         return Compose(first + [rest])
     return make
 
