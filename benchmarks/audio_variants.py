@@ -84,7 +84,8 @@ DEFAULT_VIEW_AUGMENTATION = at.view_augmentation
 
 
 def view_augmentation_for(args):
-    """The modality's view augmentation with this variant's speed probability and time stretch."""
+    """The modality's view augmentation with this variant's speed probability and time stretch
+    (speed and strength reach it as the objective's options)."""
     def make(strength: float = 1.0, speed: float = 0.15) -> at.Transformation:
         s = strength
         first = [RandomApply(TimeStretch(args.stretch), p=0.8)] if args.stretch > 0 else []
@@ -119,7 +120,8 @@ def encoder_for(args, data, train_idx, modality: AudioModality):
     if args.random:
         torch.manual_seed(args.seed)
         return modality.build_encoder("spectrogram-cnn", **modality.encoder_kwargs(data), **encoder_options), {}
-    options = {"temperature": args.temperature} if args.objective == "simclr" else {}
+    options = ({"temperature": args.temperature, "speed": args.speed, "strength": args.strength}
+               if args.objective == "simclr" else {})
     config = PretrainConfig(modality="audio", data=str(data.source), out=str(RUNS / args.name), objective=args.objective,
                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=False, seed=args.seed,
                             objective_options=options, encoder_options=encoder_options)
