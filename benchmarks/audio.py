@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from selfsup.config import PretrainConfig
 from selfsup.datasets.base import ArrayDataset
 from selfsup.datasets.espeak import COMMANDS, DEFAULT_VARIANTS, DIGITS, generate_spoken_words
+from selfsup.evaluation.metrics import paired_difference
 from selfsup.evaluation.protocol import evaluate
 from selfsup.io import write_json
 from selfsup.modalities.audio import AudioModality
@@ -268,7 +268,8 @@ def markdown(results: dict, command: str) -> str:
     lines += ["### Pretext tasks on held-out clips (validation split of the pretraining clips)", "",
               "| objective | loss | pretext accuracy (chance) | error vs trivial predictor | seconds |", "|---|---|---|---|---|"]
     chance = {"cpc": f"1/{results.get('cpc_negatives', 64) + 1}", "simclr": "1/(2B-1)", "temporal-gap": "0.5"}
-    for objective, m in results["pretext"].items():
+    order = list(results.get("objectives", [])) + sorted(results["pretext"])   # run order, also after --render
+    for objective, m in sorted(results["pretext"].items(), key=lambda item: order.index(item[0])):
         acc = m.get("val/pretext_acc", m.get("val/pos_acc", float("nan")))
         if "val/relative_mse" in m:
             err = f"MSE {m['val/relative_mse']:.2f} x mean predictor's"
@@ -303,24 +304,16 @@ def _pretraining_spread(pretrain_seeds: int, seeds: int) -> str:
 
 
 def paired_comparison(best: dict, other: dict, pretrain_seeds: int = 1) -> str:
-    """The best objective against another row, seed by seed: seed i gives both the same labelled
-    subset, so the differences leave out the spread that label subsets cause in both rows.
-
-    Seeds that probe the same pretraining run (i mod ``pretrain_seeds``) are not independent:
-    the t-test runs on their mean differences, one per pretraining run."""
-    a, b = np.asarray(best.get("accuracy_per_seed", [])), np.asarray(other.get("accuracy_per_seed", []))
+    """The best objective against another row, seed by seed (``paired_difference``): seeds that
+    probe one pretraining run (i mod ``pretrain_seeds``) count once in the t-test."""
+    a, b = best.get("accuracy_per_seed", []), other.get("accuracy_per_seed", [])
     if len(a) < 2 or len(a) != len(b):
         return ""
-    diff = a - b
-    runs = min(pretrain_seeds, len(diff))
-    per_run = np.array([diff[i::runs].mean() for i in range(runs)]) if runs > 1 else diff
-    if len(per_run) < 2 or np.allclose(per_run, per_run[0]):
-        test = "no t-test: " + ("one pretraining run" if len(per_run) < 2 else "the same difference every time")
-    else:
-        p = stats.ttest_1samp(per_run, 0.0, alternative="greater").pvalue
-        test = f"one-sided t-test over {len(per_run)} {'pretraining runs' if runs > 1 else 'seeds'}: p = {p:.2g}"
-    return (f"higher in {int((diff > 0).sum())} of {len(diff)} seeds, by {diff.mean():+.3f} ± {diff.std(ddof=1):.3f}"
-            f" ({test})")
+    d = paired_difference(a, b, groups=pretrain_seeds)
+    over = f"{d['tested']} {'pretraining runs' if pretrain_seeds > 1 else 'seeds'}"
+    test = (f"one-sided t-test over {over}: p = {d['p']:.2g}" if d["p"] is not None else
+            "no t-test: " + ("one pretraining run" if d["tested"] < 2 else "the same difference every time"))
+    return f"higher in {d['higher']} of {d['seeds']} seeds, by {d['mean']:+.3f} ± {d['std']:.3f} ({test})"
 
 
 def verdict(results: dict) -> str:
@@ -329,7 +322,7 @@ def verdict(results: dict) -> str:
     that a single run of each, not only their means, would come out in that order. The paired
     comparison over seeds is given beside it."""
     lines, pretrain_runs = [], results.get("pretrain_seeds", 1)
-    for task in results["tasks"]:
+    for task in sorted(results["tasks"], key=TASK_ORDER.index):
         for budget in ("all labels", "5 per class"):
             rows = [r for r in results["rows"] if r["task"] == task and r["labels"] == budget]
             get = lambda method: next(r for r in rows if r["method"] == method)

@@ -1,6 +1,7 @@
 """The shared evaluation protocol: probes over seeds, and frozen embeddings extracted once."""
 
 import numpy as np
+import pytest
 import torch
 
 from selfsup.evaluation import protocol
@@ -23,3 +24,18 @@ def test_one_cache_embeds_each_encoder_and_dataset_once(watch, monkeypatch):
     assert linear.summary["accuracy"] > 1 / 7 and knn.summary["accuracy"] > 1 / 7   # 7 exercises
     fresh = evaluate(lambda seed: encoder, train, test, "linear", seeds=2)
     assert len(calls) == 4 and fresh.summary == linear.summary  # no cache: extracted again, same result
+
+
+def test_paired_difference_tests_one_mean_per_group_of_dependent_seeds():
+    from selfsup.evaluation.metrics import paired_difference
+
+    better = [0.85, 0.83, 0.86, 0.84, 0.84, 0.81]
+    worse = [0.77, 0.82, 0.80, 0.71, 0.79, 0.76]
+    per_seed = paired_difference(better, worse)
+    per_run = paired_difference(better, worse, groups=3)      # seeds i and i + 3 probe one pretraining run
+    assert per_seed["higher"] == 6 and per_seed["tested"] == 6 and per_run["tested"] == 3
+    assert per_seed["mean"] == per_run["mean"] and 0 < per_seed["p"] < per_run["p"] < 0.1   # fewer values, weaker
+    assert paired_difference(worse, better)["p"] > 0.9                                      # one-sided: a > b
+    assert paired_difference([0.9, 0.8], [0.8, 0.7])["p"] is None                          # nothing to test
+    with pytest.raises(ValueError, match="equally long"):
+        paired_difference([0.9, 0.8], [0.8])
