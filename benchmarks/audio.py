@@ -40,7 +40,7 @@ from selfsup.modalities.audio import AudioModality
 from selfsup.training.build import ENCODER_FILE, load_encoder
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, run_and_publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, stacked_inputs, standard_arguments
 
 TASK_ORDER = ["words", "voices"]
 OBJECTIVES = ("audio2vec-cbow", "audio2vec-skipgram", "temporal-gap", "cpc", "simclr", "autoencoder")
@@ -52,8 +52,8 @@ def load_words(quick: bool):
     words = (DIGITS + COMMANDS)[:8] if quick else DIGITS + COMMANDS
     root = generate_spoken_words(words=words, variants=variants, speeds=(130, 180), pitches=(35, 65))
     folder = AudioModality().load(root)
-    x = torch.stack([folder[i]["x"] for i in range(len(folder))])
-    data = ArrayDataset(x, folder.labels, folder.subjects, folder.class_names, folder.info, source=str(root))
+    data = ArrayDataset(stacked_inputs(folder), folder.labels, folder.subjects, folder.class_names, folder.info,
+                        source=str(root))
     names = folder.info["subject_names"]
     n_test = len(variants) // 3
     test_voices = {names.index(v) for v in variants[-n_test:]}
@@ -312,7 +312,7 @@ def paired_comparison(best: dict, other: dict, pretrain_seeds: int = 1) -> str:
     d = paired_difference(a, b, groups=pretrain_seeds)
     over = f"{d['tested']} {'pretraining runs' if pretrain_seeds > 1 else 'seeds'}"
     test = (f"one-sided t-test over {over}: p = {d['p']:.2g}" if d["p"] is not None else
-            "no t-test: " + ("one pretraining run" if d["tested"] < 2 else "the same difference every time"))
+            "no t-test: the same difference every time")
     return f"higher in {d['higher']} of {d['seeds']} seeds, by {d['mean']:+.3f} ± {d['std']:.3f} ({test})"
 
 

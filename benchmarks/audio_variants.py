@@ -37,6 +37,7 @@ from selfsup.modalities.sequence_transforms import Compose, RandomApply
 from selfsup.training.run import pretrain
 
 import audio as benchmark
+from common import stacked_inputs
 
 RUNS = Path("runs/bench_audio_variants")
 #: words that are in neither probe task: unlabelled extra speech of the training voices
@@ -112,7 +113,7 @@ def extra_clips(args, modality: AudioModality) -> torch.Tensor | None:
     if not roots:
         return None
     folders = [modality.load(root) for root in roots]
-    return torch.cat([torch.stack([f[i]["x"] for i in range(len(f))]) for f in folders])
+    return torch.cat([stacked_inputs(f) for f in folders])
 
 
 def encoder_for(args, data, train_idx, modality: AudioModality):

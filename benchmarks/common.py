@@ -51,10 +51,7 @@ def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | Non
     """The common tail of a benchmark: run it, time it, add its verdict, print its markdown
     fragment and publish it."""
     if getattr(args, "render", False):
-        saved = (Path(args.runs) if args.quick else HERE / "results") / f"{args.name}.json"
-        if not saved.exists():
-            raise SystemExit(f"--render: {saved} does not exist; run the benchmark first")
-        results = json.loads(saved.read_text())
+        saved, results = saved_results(args)
         command = results.get("command") or saved_command(saved.with_suffix(".md"))
     else:
         command = command_line(script, argv, args.quick)
@@ -67,6 +64,19 @@ def run_and_publish(args: argparse.Namespace, script: str, argv: list[str] | Non
     print("\n" + text)
     publish(args, results, text)
     return results
+
+
+def saved_results(args: argparse.Namespace) -> tuple[Path, dict]:
+    """(path, results) of this benchmark's last published run, for --render."""
+    saved = (Path(args.runs) if args.quick else HERE / "results") / f"{args.name}.json"
+    if not saved.exists():
+        raise SystemExit(f"--render: {saved} does not exist; run the benchmark first")
+    return saved, json.loads(saved.read_text())
+
+
+def stacked_inputs(dataset) -> torch.Tensor:
+    """(N, ...) every sample's input ``x`` of a dataset, stacked in order (decoded once)."""
+    return torch.stack([dataset[i]["x"] for i in range(len(dataset))])
 
 
 def saved_command(fragment: Path) -> str:

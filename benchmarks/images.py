@@ -37,7 +37,8 @@ from selfsup.modalities.image import ImageModality
 from selfsup.training.checkpoint import loadable_checkpoint
 from selfsup.training.run import pretrain
 
-from common import HERE, LOCK, apply_standard_arguments, command_line, publish, standard_arguments
+from common import (HERE, LOCK, apply_standard_arguments, command_line, publish, saved_results, stacked_inputs,
+                    standard_arguments)
 
 OBJECTIVES = ["simclr", "moco", "supcon", "exemplar", "deepcluster", "iic", "dim", "cpc"]
 CLUSTERING = ("deepcluster", "iic")
@@ -215,7 +216,7 @@ def main(argv=None) -> dict:
     args = apply_standard_arguments(p.parse_args(argv))
     quick = args.quick
     if args.render:
-        results = json.loads(((Path(args.runs) if quick else HERE / "results") / f"{args.name}.json").read_text())
+        results = saved_results(args)[1]
         publish(args, results, fragment(results))
         return results
     if args.speed_only:
@@ -251,7 +252,7 @@ def main(argv=None) -> dict:
                    pretext={k: round(v, 4) for k, v in result.metrics.items() if k.startswith("val/")})
         if name in CLUSTERING:
             objective = trained_objective(ImageModality(size=size), name, run_dir, train)
-            x = torch.stack([test[i]["x"] for i in range(len(test))])
+            x = stacked_inputs(test)
             row["cluster_nmi"] = nmi(test.labels, objective.assign(x, result.encoder.eval()).numpy())
         rows.append(row)
         print(f"  {name:<12} linear {row['linear']:.3f}  knn {row['knn']:.3f}  k-means NMI {row['kmeans_nmi']:.3f}"

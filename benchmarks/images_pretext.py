@@ -37,7 +37,7 @@ from selfsup.modalities.image import ImageModality
 from selfsup.modalities.image_pretext import PRETEXT_OBJECTIVES, sample_photo_crops
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, run_and_publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, stacked_inputs, standard_arguments
 
 # (row name, objective spec, objective options, group)
 METHODS = [
@@ -172,7 +172,7 @@ def held_out(name: str, encoder, train, test, run_dir: Path) -> dict:
     state = torch.load(loadable_checkpoint(run_dir), map_location="cpu", weights_only=False)["state_dict"]
     objective.load_state_dict({k[len("objective."):]: v for k, v in state.items() if k.startswith("objective.")})
     torch.manual_seed(0)
-    batch = {"x": torch.stack([test[i]["x"] for i in range(len(test))])}
+    batch = {"x": stacked_inputs(test)}
     out = objective.eval()(batch, encoder.eval())
     return {k: float(v) for k, v in out.metrics.items()}
 
@@ -209,7 +209,7 @@ def markdown(results: dict, command: str) -> str:
     for r in results["rows"]:
         if r.get("alphas"):
             lines.append(f"Lasso layer weights ({r['method']}, end of training): "
-                         + ", ".join(f"{k} {v}" for k, v in r["alphas"].items()) + ".")
+                         + ", ".join(f"{k} {v}" for k, v in sorted(r["alphas"].items())) + ".")   # as saved
     c = results["colour"]
     if c:
         lines += ["", f"### Colour tasks (Fashion-MNIST is grey): sample-photo crops, {c['data']}", "",

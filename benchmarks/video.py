@@ -40,7 +40,7 @@ from selfsup.evaluation.tracking import Propagation, TrackingSource, run_trackin
 from selfsup.modalities.video import VideoModality, real_clip_files
 from selfsup.training.run import pretrain
 
-from common import apply_standard_arguments, run_and_publish, standard_arguments
+from common import apply_standard_arguments, run_and_publish, stacked_inputs, standard_arguments
 
 PROBE_OBJECTIVES = ("temporal-order", "ambient-sound", "simclr")
 
@@ -146,7 +146,7 @@ def temporal_order_real(args) -> dict:
     options = {"num_frames": 8, "fps": args.order_fps, "size": args.order_size, "clips_per_video": 16}
     train_set = VideoModality(**options).load(train_dir)       # the 16 windows of most motion (the objective's choice)
     test_set = VideoModality(**{**options, "clips_per_video": 6}, sampler="uniform").load(test_dir)   # evenly spread
-    clips = torch.stack([test_set[i]["x"] for i in range(len(test_set))])
+    clips = stacked_inputs(test_set)
     encoder, objective, metrics, seconds = train("temporal-order", train_set, Path(args.runs) / "temporal-order-real",
                                                  args.order_epochs, 16, args.lr, modality_options=options,
                                                  encoder_options={"grid": 2})
@@ -168,7 +168,7 @@ def temporal_order_real(args) -> dict:
 
 # -- clip classification ------------------------------------------------------------------------
 def in_memory(clips) -> ArrayDataset:
-    x = torch.stack([clips[i]["x"] for i in range(len(clips))])
+    x = stacked_inputs(clips)
     return ArrayDataset(x, clips.labels, clips.subjects, clips.class_names, clips.info, source=clips.source)
 
 
