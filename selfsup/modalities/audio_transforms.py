@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from selfsup.modalities.base import Transformation
-from selfsup.modalities.sequence_transforms import Compose, RandomApply, gather_time, interpolate_time
+from selfsup.modalities.sequence_transforms import (Compose, RandomApply, broadcast_last_axis, gather_time,
+                                                   interpolate_time)
 
 
 def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,7 @@ class TimeShift(Transformation):
         shift = torch.randint(-limit, limit + 1, (x.shape[0], 1), device=x.device)   # (B, 1)
         source = torch.arange(n, device=x.device)[None, :] - shift                    # (B, N): read position
         valid = (source >= 0) & (source < n)
-        return gather_time(x, source.clamp(0, n - 1)) * valid.reshape(x.shape[0], *([1] * (x.dim() - 2)), n)
+        return gather_time(x, source.clamp(0, n - 1)) * broadcast_last_axis(valid, x)
 
 
 class Mix(Transformation):
@@ -112,7 +113,7 @@ class SpeedPerturb(Transformation):
         centre = (n - 1) / 2
         source = centre + (torch.arange(n, device=x.device, dtype=torch.float32)[None] - centre) * factor  # (B, N)
         valid = (source >= 0) & (source <= n - 1)                                              # zeros outside
-        return interpolate_time(x, source.clamp(0, n - 1)) * valid.reshape(x.shape[0], *([1] * (x.dim() - 2)), n)
+        return interpolate_time(x, source.clamp(0, n - 1)) * broadcast_last_axis(valid, x)
 
 
 def span_mask(batch: int, length: int, max_width: int, count: int, device=None) -> torch.Tensor:
@@ -145,7 +146,7 @@ class TimeMask(_SpanMask):
 
     def forward(self, x):
         n = x.shape[-1]
-        return x.masked_fill(self.mask(x.shape[0], n, x.device).reshape(x.shape[0], *([1] * (x.dim() - 2)), n), 0.0)
+        return x.masked_fill(broadcast_last_axis(self.mask(x.shape[0], n, x.device), x), 0.0)
 
 
 class FrequencyMask(_SpanMask):
@@ -174,8 +175,7 @@ class WaveformFrequencyMask(_SpanMask):
 
     def forward(self, x):
         spectrum = torch.fft.rfft(x.float(), dim=-1)                                # (B, C, N // 2 + 1)
-        bins = spectrum.shape[-1]
-        mask = self.mask(x.shape[0], bins, x.device).reshape(x.shape[0], *([1] * (x.dim() - 2)), bins)
+        mask = broadcast_last_axis(self.mask(x.shape[0], spectrum.shape[-1], x.device), spectrum)
         return torch.fft.irfft(spectrum.masked_fill(mask, 0), n=x.shape[-1], dim=-1).to(x.dtype)
 
 
@@ -198,9 +198,10 @@ def view_augmentation(strength: float = 1.0, speed: float = 0.15) -> Transformat
     """
     s = strength
     pitch_and_pace = [RandomApply(SpeedPerturb(1 - speed * s, 1 + speed * s), p=0.8)] if speed > 0 else []
-    return Compose(pitch_and_pace + [RandomApply(Mix(0.4 * s), p=0.5), Gain(-6 * s, 6 * s), RandomApply(TimeShift(0.1 * s), p=0.5),
-                    AddNoise(max(0.0, 30 - 20 * s), 30.0), RandomApply(TimeMask(0.1 * s), p=0.5),
-                    RandomApply(WaveformFrequencyMask(0.15 * s), p=0.5)])
+    return Compose(pitch_and_pace + [RandomApply(Mix(0.4 * s), p=0.5), Gain(-6 * s, 6 * s),
+                                     RandomApply(TimeShift(0.1 * s), p=0.5), AddNoise(max(0.0, 30 - 20 * s), 30.0),
+                                     RandomApply(TimeMask(0.1 * s), p=0.5),
+                                     RandomApply(WaveformFrequencyMask(0.15 * s), p=0.5)])
 
 
 AUDIO_TRANSFORMATIONS = {cls.name: cls for cls in (Gain, AddNoise, TimeShift, Mix, SpeedPerturb, TimeMask,

@@ -25,12 +25,18 @@ def gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return out.reshape(*x.shape[:-1], index.shape[-1])
 
 
+def broadcast_last_axis(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample values along the last axis (time, or frequency bins) (B, L) -> (B, 1, ..., L),
+    broadcastable against x (B, ..., L)."""
+    return values.reshape(x.shape[0], *([1] * (x.dim() - 2)), values.shape[-1])
+
+
 def interpolate_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """(B, ..., N) read at fractional positions (B, L) in [0, N-1] of the last axis, linearly
     interpolated between the two neighbouring steps -> (B, ..., L)."""
     n = x.shape[-1]
     lo = positions.floor().long().clamp(0, max(n - 2, 0))
-    w = (positions - lo).to(x.dtype).reshape(x.shape[0], *([1] * (x.dim() - 2)), -1)   # (B, 1.., L)
+    w = broadcast_last_axis((positions - lo).to(x.dtype), x)                                    # (B, 1.., L)
     return gather_time(x, lo) * (1 - w) + gather_time(x, (lo + 1).clamp(max=n - 1)) * w
 
 

@@ -25,8 +25,8 @@ from torch import nn
 
 from selfsup.encoders.base import Encoder
 from selfsup.errors import ConfigError
-from selfsup.objectives.base import Batch, Objective, ObjectiveOutput
 from selfsup.modalities.sequence_transforms import gather_time
+from selfsup.objectives.base import Batch, Objective, ObjectiveOutput
 from selfsup.objectives.heads import mlp
 
 
