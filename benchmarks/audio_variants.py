@@ -86,13 +86,13 @@ DEFAULT_VIEW_AUGMENTATION = at.view_augmentation
 
 def view_augmentation_for(args):
     """The modality's view augmentation with this variant's speed probability and time stretch
-    (speed and strength reach it as the objective's options)."""
-    def make(strength: float = 1.0, speed: float = 0.15) -> at.Transformation:
+    (speed, warp and strength reach it as the objective's options)."""
+    def make(strength: float = 1.0, speed: float = 0.15, warp: float = 0.15) -> at.Transformation:
         s = strength
         first = [RandomApply(TimeStretch(args.stretch), p=0.8)] if args.stretch > 0 else []
         if speed > 0:
             first.append(RandomApply(at.SpeedPerturb(1 - speed * s, 1 + speed * s), p=args.speed_p))
-        rest = DEFAULT_VIEW_AUGMENTATION(strength, speed=0)     # mixing, gain, shift, noise, masks
+        rest = DEFAULT_VIEW_AUGMENTATION(strength, speed=0, warp=warp)    # formant warp, mixing, gain, ... masks
         return Compose(first + [rest])
     return make
 
@@ -121,7 +121,7 @@ def encoder_for(args, data, train_idx, modality: AudioModality):
     if args.random:
         torch.manual_seed(args.seed)
         return modality.build_encoder("spectrogram-cnn", **modality.encoder_kwargs(data), **encoder_options), {}
-    options = ({"temperature": args.temperature, "speed": args.speed, "strength": args.strength}
+    options = ({"temperature": args.temperature, "speed": args.speed, "warp": args.warp, "strength": args.strength}
                if args.objective == "simclr" else {})
     config = PretrainConfig(modality="audio", data=str(data.source), out=str(RUNS / args.name), objective=args.objective,
                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, progress=False, seed=args.seed,
@@ -157,6 +157,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--speed-p", type=float, default=0.8, help="share of clips that get it")
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--stretch", type=float, default=0.0, help="tempo-only time stretch range (0 = none)")
+    p.add_argument("--warp", type=float, default=0.15, help="formant warp range (FormantWarp; 0 = none)")
     p.add_argument("--more-words", action="store_true", help="add 41 other words of the training voices")
     p.add_argument("--more-voices", type=int, default=0, help="add the 20 words spoken by this many unused voices")
     p.add_argument("--widths", default="", help="the CNN's block widths, e.g. 32,64,128")

@@ -95,9 +95,11 @@ def test_objective_encoder_mismatch_is_a_clear_error(folders, tmp_path, capsys):
         m.build_objective("temporal-gap", encoder, data, slice_seconds=0.01)
     with pytest.raises(ConfigError, match="no room for a gap"):
         m.build_objective("temporal-gap", encoder, data, slice_seconds=0.5)
-    with pytest.raises(ConfigError, match="speed perturbation must stay below a factor of 2"):
+    with pytest.raises(ConfigError, match="speed must keep its factors between 0 and 2: speed x strength = 1.0"):
         m.build_objective("simclr", encoder, data, speed=0.5, strength=2)
-    assert m.build_objective("simclr", encoder, data, speed=0) is not None     # speaker tasks: no speed change
+    with pytest.raises(ConfigError, match="warp must keep its factors between 0 and 2"):
+        m.build_objective("simclr", encoder, data, warp=-0.1)
+    assert m.build_objective("simclr", encoder, data, speed=0, warp=0) is not None   # speaker tasks: neither
 
 
 def test_cpc_learns_with_the_waveform_encoder(folders):

@@ -62,6 +62,21 @@ def test_speed_perturbation_scales_pitch_per_clip_and_keeps_length():
         at.SpeedPerturb(1.2, 0.9)
 
 
+def test_formant_warp_moves_frequencies_per_clip_and_keeps_tempo():
+    t = torch.arange(16000) / 16000
+    envelope = (t > 0.5).float()                                              # silent first half
+    tone = (torch.sin(2 * torch.pi * 1000 * t) * envelope).repeat(32, 2, 1)   # (32, 2, 16000): 1 kHz
+    out = at.FormantWarp(0.2)(tone)
+    assert out.shape == tone.shape and torch.isfinite(out).all()
+    peak = torch.fft.rfft(out[:, 0]).abs()[:, 1:].argmax(dim=-1) + 1          # Hz, as the clip lasts 1 s
+    assert peak.min() >= 800 - 40 and peak.max() <= 1200 + 40 and peak.float().std() > 30
+    assert torch.allclose(out[:, 0], out[:, 1], atol=1e-5)                    # one factor per clip
+    assert out[:, :, :7000].abs().max() < 0.05 * out.abs().max()              # the silence stays where it was
+    assert torch.allclose(at.FormantWarp(0.0)(tone), tone, atol=1e-3)              # factor 1: the clip back
+    with pytest.raises(ValueError, match="max_warp"):
+        at.FormantWarp(1.5)
+
+
 def test_time_mask_on_waveforms_and_spectrograms():
     wave = torch.ones(32, 1, 1000)
     out = at.TimeMask(0.1, count=1)(wave)

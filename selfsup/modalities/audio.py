@@ -128,12 +128,12 @@ class AudioModality(Modality):
         return LogMelFrontEnd(self.sample_rate_of(dataset), normalize="none")
 
     def view_maker(self, dataset: SampleDataset | None, segment_seconds: float | None = None, strength: float = 1.0,
-                   speed: float = 0.15):
+                   speed: float = 0.15, warp: float = 0.15):
         """SimCLR's two views: two random segments of each clip (default: 0.8 of its length, so they
-        overlap), each augmented independently (``speed``: see ``view_augmentation``)."""
+        overlap), each augmented independently (``speed``, ``warp``: see ``view_augmentation``)."""
         _, n = self.input_shape(dataset)
         length = int(0.8 * n) if segment_seconds is None else min(n, _samples(self, dataset, segment_seconds))
-        augment = at.view_augmentation(strength, speed)
+        augment = at.view_augmentation(strength, speed, warp)
 
         def make_views(batch):
             x = batch["x"]
@@ -189,12 +189,13 @@ def _cpc(encoder, modality: AudioModality, dataset, **kw):
 
 
 def _simclr(encoder, modality: AudioModality, dataset, segment_seconds: float | None = None, strength: float = 1.0,
-            speed: float = 0.15, **kw):
+            speed: float = 0.15, warp: float = 0.15, **kw):
     _needs_training(encoder, "simclr")
-    if not 0 <= speed * strength < 1:
-        raise ConfigError(f"simclr's speed perturbation must stay below a factor of 2 either way: "
-                          f"speed x strength = {speed * strength} (use 0 to switch it off, 0.15 by default)")
-    return SimCLR(encoder, modality.view_maker(dataset, segment_seconds, strength, speed), **kw)
+    for option, value in (("speed", speed), ("warp", warp)):
+        if not 0 <= value * strength < 1:
+            raise ConfigError(f"simclr's {option} must keep its factors between 0 and 2: {option} x strength = "
+                              f"{value * strength} (use 0 to switch it off, 0.15 by default)")
+    return SimCLR(encoder, modality.view_maker(dataset, segment_seconds, strength, speed, warp), **kw)
 
 
 def _hierarchical_contrast(encoder, modality: AudioModality, dataset, **kw):
