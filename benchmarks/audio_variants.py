@@ -9,11 +9,15 @@ writes BENCHMARKS.md.
 
     python benchmarks/audio_variants.py --name default                  # the default views
     python benchmarks/audio_variants.py --name no-speed --speed 0
-    python benchmarks/audio_variants.py --name more-voices --more-voices 76 --epochs 8
+    python benchmarks/audio_variants.py --name more-voices --more-voices 52 --epochs 8
     python benchmarks/audio_variants.py --name random-wide --random --widths 32,64,128 --seed 1
 
+    python benchmarks/audio_variants.py --name eq6-s1 --eq 6 --seed 1
+
 Variants that the objective's options cannot express (how often speed perturbation is applied,
-a tempo-only time stretch) replace the audio modality's view augmentation for the run.
+a tempo-only time stretch, a random EQ) replace the audio modality's view augmentation for the
+run. Nothing here probes or pretrains on the benchmark's fresh voices (audio.FRESH_VOICES): they
+stay the confirmatory test of whatever these runs lead to.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from selfsup.datasets.espeak import AUXILIARY, COMMANDS, DEFAULT_VARIANTS, DIGIT
 from selfsup.evaluation.protocol import evaluate
 from selfsup.modalities import audio_transforms as at
 from selfsup.modalities.audio import AudioModality
-from selfsup.modalities.sequence_transforms import Compose, RandomApply
+from selfsup.modalities.sequence_transforms import Compose, RandomApply, broadcast_last_axis, interpolate_time
 from selfsup.training.run import pretrain
 
 import audio as benchmark
@@ -80,6 +84,26 @@ class TimeStretch(torch.nn.Module):
         return out
 
 
+class RandomEQ(torch.nn.Module):
+    """A random smooth gain curve over frequency, (B, C, N) -> (B, C, N): ``points`` gains
+    ~ U(-max_db, max_db) per clip, evenly spread from 0 Hz to Nyquist and linearly interpolated
+    across the Fourier bins (another microphone, room or timbre)."""
+
+    name = "random_eq"
+
+    def __init__(self, max_db: float, points: int = 8):
+        super().__init__()
+        self.max_db, self.points = max_db, points
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfft(x.float(), dim=-1)                                   # (B, C, F)
+        b, bins = x.shape[0], spectrum.shape[-1]
+        gains_db = (2 * torch.rand(b, self.points, device=x.device) - 1) * self.max_db    # (B, P)
+        where = torch.linspace(0, self.points - 1, bins, device=x.device).expand(b, bins)  # (B, F)
+        gain = 10 ** (interpolate_time(gains_db, where) / 20)                          # (B, F)
+        return torch.fft.irfft(spectrum * broadcast_last_axis(gain, spectrum), n=x.shape[-1], dim=-1).to(x.dtype)
+
+
 #: the modality's own augmentation, kept before a run replaces it with a variant's
 DEFAULT_VIEW_AUGMENTATION = at.view_augmentation
 
@@ -92,6 +116,8 @@ def view_augmentation_for(args):
         first = [RandomApply(TimeStretch(args.stretch), p=0.8)] if args.stretch > 0 else []
         if speed > 0:
             first.append(RandomApply(at.SpeedPerturb(1 - speed * s, 1 + speed * s), p=args.speed_p))
+        if args.eq > 0:
+            first.append(RandomApply(RandomEQ(args.eq * s), p=0.8))
         rest = DEFAULT_VIEW_AUGMENTATION(strength, speed=0, warp=warp)    # formant warp, mixing, gain, ... masks
         return Compose(first + [rest])
     return make
@@ -105,9 +131,11 @@ def extra_clips(args, modality: AudioModality) -> torch.Tensor | None:
         roots.append(generate_spoken_words(words=OTHER_WORDS, variants=DEFAULT_VARIANTS[:16], speeds=(130, 180),
                                            pitches=(35, 65)))
     if args.more_voices:
-        used = set(DEFAULT_VARIANTS[:24])     # the benchmark's 16 training and 8 test voices
-        others = [v for v in list(DEFAULT_VARIANTS[24:]) + voice_variants() if v not in used and " " not in v]
-        others = list(dict.fromkeys(others))[:args.more_voices]
+        used = set(DEFAULT_VARIANTS)     # the benchmark's training, test and fresh voices
+        others = [v for v in voice_variants() if v not in used and " " not in v]
+        if args.more_voices > len(others):
+            raise SystemExit(f"--more-voices: only {len(others)} voices are outside the benchmark's")
+        others = others[:args.more_voices]
         roots.append(generate_spoken_words(words=DIGITS + COMMANDS, variants=others, speeds=(130, 180),
                                            pitches=(35, 65)))
     if not roots:
@@ -132,7 +160,7 @@ def encoder_for(args, data, train_idx, modality: AudioModality):
         pretrain_set = ArrayDataset(torch.cat([pretrain_set.x, more]), None, None, None, pretrain_set.info,
                                     source=f"{pretrain_set.source} + {len(more)} unlabelled clips")
     with mock.patch.object(at, "view_augmentation", view_augmentation_for(args)):
-        result = pretrain(config, dataset=pretrain_set)
+        result = pretrain(config, dataset=pretrain_set, resume=(RUNS / args.name / "checkpoints").exists())
     return result.encoder, {k: round(v, 3) for k, v in result.metrics.items() if k.startswith("val/")}
 
 
@@ -158,8 +186,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--stretch", type=float, default=0.0, help="tempo-only time stretch range (0 = none)")
     p.add_argument("--warp", type=float, default=0.15, help="formant warp range (FormantWarp; 0 = none)")
+    p.add_argument("--eq", type=float, default=0.0, help="random EQ range in dB (RandomEQ, on 80%% of clips; 0 = none)")
     p.add_argument("--more-words", action="store_true", help="add 41 other words of the training voices")
-    p.add_argument("--more-voices", type=int, default=0, help="add the 20 words spoken by this many unused voices")
+    p.add_argument("--more-voices", type=int, default=0, help="add the 20 words spoken by this many voices that no probe uses (at most 52)")
     p.add_argument("--widths", default="", help="the CNN's block widths, e.g. 32,64,128")
     p.add_argument("--random", action="store_true", help="probe the randomly initialised encoder instead")
     p.add_argument("--probe-seeds", type=int, default=3, help="label draws for the 5-per-class probes")
