@@ -209,7 +209,7 @@ def run(args) -> dict:
                 key = f"{settings}|{task}|{budget}|{method}"
                 if cached and "accuracy_per_seed" in cache.get(key, {}):   # older entries lack the seeds
                     rows.append(cache[key])
-                    print(f"  {task:<7}{budget:<12}{method:<34}(reused from {cache_file})", flush=True)
+                    print(f"  {task:<22}{budget:<12}{method:<34}(reused from {cache_file})", flush=True)
                     continue
                 started = time.perf_counter()
                 r = evaluate(encoder_for_seed, tr, te, protocol, labels_per_class=per_class, seeds=args.seeds,
@@ -220,7 +220,7 @@ def run(args) -> dict:
                 if cached:
                     cache[key] = rows[-1]
                     write_json(cache_file, cache)
-                print(f"  {task:<7}{budget:<12}{method:<34}accuracy {r.summary['accuracy']:.3f} "
+                print(f"  {task:<22}{budget:<12}{method:<34}accuracy {r.summary['accuracy']:.3f} "
                       f"± {r.summary['accuracy_std']:.3f}", flush=True)
 
     def random_init(seed: int):

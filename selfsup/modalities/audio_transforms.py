@@ -241,8 +241,9 @@ def view_augmentation(strength: float = 1.0, speed: float = 0.15, warp: float = 
 
     Speed perturbation and the formant warp make the views differ the way two speakers do: on
     held-out espeak-ng voices speed perturbation lifted 5-labels-per-class word accuracy by about
-    5-7 points, and the warp on top of it by about 5 more (benchmarks/audio_variants.py, docs/audio.md);
-    both cost speaker identity, so ``speed=0, warp=0`` for speaker tasks.
+    5-7 points, and the warp on top of it by 0.5-2.5 more in two runs of the benchmark
+    (benchmarks/audio.py, docs/audio.md). Both are invariances to the speaker: ``speed=0,
+    warp=0`` for speaker tasks.
     """
     s = strength
     speaker = [RandomApply(SpeedPerturb(1 - speed * s, 1 + speed * s), p=0.8)] if speed > 0 else []
