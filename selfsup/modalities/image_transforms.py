@@ -111,9 +111,12 @@ class ColorJitter(Transformation):
 
     def forward(self, x):
         b = x.shape[0]
-        ops = [self._brightness, self._contrast]
+        # a strength of 0 is no change: skipped, not computed (hue 0 would still mix channels
+        # through a float32 round trip to YIQ)
+        ops = [(self._brightness, self.brightness), (self._contrast, self.contrast)]
         if x.shape[1] == 3:
-            ops += [self._saturation, self._hue]
+            ops += [(self._saturation, self.saturation), (self._hue, self.hue)]
+        ops = [op for op, strength in ops if strength > 0]
         for i in torch.randperm(len(ops)).tolist():
             x = ops[i](x, b).clamp(0, 1)
         return x
