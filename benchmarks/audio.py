@@ -1,8 +1,8 @@
 """Audio benchmark: spoken words synthesised with espeak-ng, linear probes on held-out voices.
 
 Data: 20 words (digits + the 10 Speech Commands keywords) x 24 espeak-ng voice variants x
-2 speeds x 2 pitches, 1 s at 16 kHz. Pretraining uses the clips of 16 voices (no labels);
-two probe tasks:
+2 speeds x 2 pitches, 1 s at 16 kHz, and the same words by 24 fresh voices. Pretraining uses
+the clips of 16 voices (no labels); three probe tasks:
 
 * words: which of 20 words, trained on the 16 pretraining voices, tested on 8 unseen voices;
 * voices: which of the 16 pretraining voices (with 4 speed/pitch settings each), trained on
