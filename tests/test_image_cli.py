@@ -12,6 +12,10 @@ from selfsup.cli import main
 from selfsup.modalities.image import ImageModality
 
 OBJECTIVES = list(ImageModality.objectives)
+#: the colour tasks need RGB images (they train on photos in test_image_pretext_cli.py)
+COLOUR_ONLY = ("colorization", "split-brain")
+#: what an objective needs beyond the 8x8 digits: tile grids need room for their tiles
+NEEDS = {"relative-position": ["--set", "modality_options.size=24"], "jigsaw": ["--set", "modality_options.size=24"]}
 
 
 def pretrain(out, objective, *extra):
@@ -72,7 +76,7 @@ def test_list_says_which_image_encoder_is_for_what(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("objective", [o for o in OBJECTIVES if o not in COLOUR_ONLY])
 def test_cli_trains_each_objective(objective, tmp_path):
-    assert pretrain(tmp_path / objective, objective) == 0
+    assert pretrain(tmp_path / objective, objective, *NEEDS.get(objective, [])) == 0
     assert (tmp_path / objective / "encoder.pt").exists()
