@@ -37,7 +37,7 @@ from selfsup.datasets.espeak import AUXILIARY, COMMANDS, DEFAULT_VARIANTS, DIGIT
 from selfsup.evaluation.protocol import evaluate
 from selfsup.modalities import audio_transforms as at
 from selfsup.modalities.audio import AudioModality
-from selfsup.modalities.sequence_transforms import Compose, RandomApply, broadcast_last_axis, interpolate_time
+from selfsup.modalities.sequence_transforms import Compose, RandomApply, interpolate_time
 from selfsup.training.run import pretrain
 
 import audio as benchmark
@@ -96,12 +96,10 @@ class RandomEQ(torch.nn.Module):
         self.max_db, self.points = max_db, points
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.fft.rfft(x.float(), dim=-1)                                   # (B, C, F)
-        b, bins = x.shape[0], spectrum.shape[-1]
+        b, bins = x.shape[0], x.shape[-1] // 2 + 1                                    # Fourier bins F
         gains_db = (2 * torch.rand(b, self.points, device=x.device) - 1) * self.max_db    # (B, P)
         where = torch.linspace(0, self.points - 1, bins, device=x.device).expand(b, bins)  # (B, F)
-        gain = 10 ** (interpolate_time(gains_db, where) / 20)                          # (B, F)
-        return torch.fft.irfft(spectrum * broadcast_last_axis(gain, spectrum), n=x.shape[-1], dim=-1).to(x.dtype)
+        return at.filter_waveform(x, 10 ** (interpolate_time(gains_db, where) / 20))
 
 
 #: the modality's own augmentation, kept before a run replaces it with a variant's

@@ -220,9 +220,15 @@ class WaveformFrequencyMask(_SpanMask):
         super().__init__(max_fraction, count)
 
     def forward(self, x):
-        spectrum = torch.fft.rfft(x.float(), dim=-1)                                # (B, C, N // 2 + 1)
-        mask = broadcast_last_axis(self.mask(x.shape[0], spectrum.shape[-1], x.device), spectrum)
-        return torch.fft.irfft(spectrum.masked_fill(mask, 0), n=x.shape[-1], dim=-1).to(x.dtype)
+        removed = self.mask(x.shape[0], x.shape[-1] // 2 + 1, x.device)             # (B, N // 2 + 1)
+        return filter_waveform(x, (~removed).float())
+
+
+def filter_waveform(x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) waveforms with each clip's Fourier bins scaled by ``gain`` (B, N // 2 + 1), the
+    same for every channel of a clip."""
+    spectrum = torch.fft.rfft(x.float(), dim=-1)                                    # (B, C, N // 2 + 1)
+    return torch.fft.irfft(spectrum * broadcast_last_axis(gain, spectrum), n=x.shape[-1], dim=-1).to(x.dtype)
 
 
 def random_segments(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -258,4 +264,5 @@ AUDIO_TRANSFORMATIONS = {cls.name: cls for cls in (Gain, AddNoise, TimeShift, Mi
                                                    TimeMask, FrequencyMask, WaveformFrequencyMask)}
 
 __all__ = ["Gain", "AddNoise", "TimeShift", "Mix", "SpeedPerturb", "FormantWarp", "TimeMask", "FrequencyMask",
-           "WaveformFrequencyMask", "span_mask", "random_segments", "view_augmentation", "AUDIO_TRANSFORMATIONS"]
+           "WaveformFrequencyMask", "filter_waveform", "span_mask", "random_segments", "view_augmentation",
+           "AUDIO_TRANSFORMATIONS"]
