@@ -64,6 +64,8 @@ def _add_probe(sub):
     budget.add_argument("--label-fraction", type=float, help="keep this fraction of training labels per class")
     budget.add_argument("--labels-per-class", type=int, help="keep N training labels per class")
     p.add_argument("--seeds", type=int, default=3, help="repetitions with different label subsets / inits")
+    p.add_argument("--label-draws", type=int, default=1,
+                   help="with a label budget: score each seed as the mean over this many label subsets")
     p.add_argument("--out", help="folder for plots (default: RUN/probe; none for --random-init)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -205,7 +207,8 @@ def cmd_probe(args) -> int:
         return _probe_layers(args, source)
     out = None if args.no_plots else (args.out or (Path(args.run) / "probe" if args.run else None))
     result, info = run_probe(source, args.data, args.test, args.protocol, args.label_fraction,
-                             args.labels_per_class, args.seeds, out, progress=not args.json)
+                             args.labels_per_class, args.seeds, out, progress=not args.json,
+                             label_draws=args.label_draws)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -222,7 +225,8 @@ def _probe_layers(args, source) -> int:
     report = {}
     if args.layers:
         layers = evaluate_layers(encoder_for_seed, train_set, test_set, args.protocol, args.label_fraction,
-                                 args.labels_per_class, args.seeds, progress=not args.json)
+                                 args.labels_per_class, args.seeds, progress=not args.json,
+                                 label_draws=args.label_draws)
         report["layers"] = {name: r.to_dict() for name, r in layers.items()}
         if not args.json:
             print(format_layers(layers))

@@ -72,6 +72,14 @@ def test_probe_protocols_with_few_labels(run, h5, capsys, protocol):
     assert result["accuracy"] > 1 / 7                       # 7 exercises: better than chance
 
 
+def test_probe_averages_label_draws_and_says_so(run, h5, capsys):
+    assert main(["probe", "--run", str(run), "--data", str(h5), "--labels-per-class", "5", "--seeds", "1",
+                 "--label-draws", "3", "--no-plots", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["label_draws"] == 3 and len(result["per_draw"][0]) == 3
+    assert result["labels"] == "5 per class, the mean of 3 draws per seed"
+
+
 def test_probe_random_init_and_given_test_set(tmp_path, h5, watch, capsys):
     test = small_watch_h5(watch, tmp_path / "test.h5", n=100, seed=1)
     assert main(["probe", "--random-init", "--modality", "sensor", "--data", str(h5), "--test", str(test),

@@ -39,3 +39,27 @@ def test_paired_difference_tests_one_mean_per_group_of_dependent_seeds():
     assert paired_difference([0.9, 0.8], [0.8, 0.7])["p"] is None                          # nothing to test
     with pytest.raises(ValueError, match="equally long"):
         paired_difference([0.9, 0.8], [0.8])
+
+
+def test_label_draws_score_each_seed_as_the_mean_over_several_label_subsets(watch):
+    from selfsup.evaluation.splits import label_subset
+
+    train, test, _ = split_dataset(watch.subset(np.arange(0, len(watch), 6)))
+    torch.manual_seed(0)
+    encoder = SensorModality().build_encoder("tpn", in_channels=6).eval()
+    cache = EmbeddingCache()
+    one = evaluate(lambda seed: encoder, train, test, "linear", labels_per_class=3, seeds=2, embeddings=cache)
+    four = evaluate(lambda seed: encoder, train, test, "linear", labels_per_class=3, seeds=2, embeddings=cache,
+                    label_draws=4)
+    assert one.label_draws == 1 and four.label_draws == 4 and len(four.per_draw) == 2
+    # draw 0 of each seed is that seed's subset alone, so one draw reproduces the plain run
+    assert [d[0]["accuracy"] for d in four.per_draw] == [s["accuracy"] for s in one.per_seed]
+    for seed, draws in enumerate(four.per_draw):
+        assert four.per_seed[seed]["accuracy"] == pytest.approx(np.mean([d["accuracy"] for d in draws]))
+    subsets = {tuple(label_subset(train.labels, s, per_class=3, draw=k)) for s in range(2) for k in range(4)}
+    assert len(subsets) == 8                                   # every (seed, draw) keeps other labels
+    assert four.to_dict()["label_draws"] == 4 and "per_draw" in four.to_dict()
+    everything = evaluate(lambda seed: encoder, train, test, "linear", seeds=1, embeddings=cache, label_draws=4)
+    assert everything.label_draws == 1                          # all labels: nothing to draw
+    with pytest.raises(ValueError, match="label_draws"):
+        evaluate(lambda seed: encoder, train, test, "linear", labels_per_class=3, label_draws=0)

@@ -49,7 +49,8 @@ def _row_sets(train_set: SampleDataset, test_set: SampleDataset) -> tuple[ArrayD
 def evaluate_layers(encoder_for_seed: Callable[[int], Encoder], train_set: SampleDataset, test_set: SampleDataset,
                     protocol: str = "linear", label_fraction: float | None = None,
                     labels_per_class: int | None = None, seeds: int = 3, layers: Sequence[str] | None = None,
-                    progress: bool = False, probe_options: dict | None = None) -> dict[str, Evaluation]:
+                    progress: bool = False, probe_options: dict | None = None,
+                    label_draws: int = 1) -> dict[str, Evaluation]:
     """{layer: Evaluation} for every layer of ``encoder.layer_features`` (or those in ``layers``),
     shallow to deep. ``encoder_for_seed`` as in ``protocol.evaluate``: one encoder for every seed
     (pretrained: extracted once) or a fresh one per seed (random init: extracted per seed)."""
@@ -79,7 +80,8 @@ def evaluate_layers(encoder_for_seed: Callable[[int], Encoder], train_set: Sampl
     results = {}
     for name in chosen:
         results[name] = evaluate(lambda seed, name=name: tables(seed)[name], rows_train, rows_test, protocol,
-                                 label_fraction, labels_per_class, seeds, probe_options=probe_options)
+                                 label_fraction, labels_per_class, seeds, probe_options=probe_options,
+                                 label_draws=label_draws)
         results[name].extra["feature_dim"] = tables(0)[name].embed_dim
     return results
 

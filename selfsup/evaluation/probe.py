@@ -72,23 +72,24 @@ def probe_inputs(source: EncoderSource, data: str | SampleDataset, test: str | S
 def run_probe(source: EncoderSource, data: str | SampleDataset, test: str | SampleDataset | None = None,
               protocol: str = "linear", label_fraction: float | None = None, labels_per_class: int | None = None,
               seeds: int = 3, out_dir: str | Path | None = None, progress: bool = False,
-              finetune_options: dict | None = None) -> tuple[Evaluation, dict[str, Any]]:
+              finetune_options: dict | None = None, label_draws: int = 1) -> tuple[Evaluation, dict[str, Any]]:
     modality, spec, encoder_for_seed, train_set, test_set, split = probe_inputs(source, data, test)
     result = evaluate(encoder_for_seed, train_set, test_set, protocol, label_fraction, labels_per_class, seeds,
-                      progress, finetune_options)
+                      progress, finetune_options, label_draws=label_draws)
     info = {"encoder": source.describe(spec), "data": train_set.source, "split": split,
-            "labels": _label_budget(label_fraction, labels_per_class), "plots": []}
+            "labels": _label_budget(label_fraction, labels_per_class, result.label_draws), "plots": []}
     if out_dir is not None:
         info["plots"] = _plots(result, test_set, Path(out_dir), protocol, info["labels"])
     result.extra.update({k: v for k, v in info.items() if k != "plots"}, plots=[str(p) for p in info["plots"]])
     return result, info
 
 
-def _label_budget(fraction, per_class) -> str:
+def _label_budget(fraction, per_class, draws: int = 1) -> str:
+    each = f", the mean of {draws} draws per seed" if draws > 1 else ""
     if per_class is not None:
-        return f"{per_class} per class"
+        return f"{per_class} per class{each}"
     if fraction is not None:
-        return f"{fraction:g} of the training labels"
+        return f"{fraction:g} of the training labels{each}"
     return "all training labels"
 
 

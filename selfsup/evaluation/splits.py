@@ -53,14 +53,17 @@ def labelled_indices(dataset: SampleDataset) -> np.ndarray:
 
 
 def label_subset(labels: np.ndarray, seed: int, fraction: float | None = None,
-                 per_class: int | None = None) -> np.ndarray:
+                 per_class: int | None = None, draw: int = 0) -> np.ndarray:
     """Indices of a stratified subset: ``per_class`` labels of each class, or a ``fraction`` of
-    each class (at least one), drawn with ``seed``. Neither given: all indices."""
+    each class (at least one), drawn with ``seed``. Neither given: all indices.
+
+    ``draw`` k > 0 gives a further, independent subset for the same seed (draw 0 is the subset
+    of ``seed`` alone, so one draw per seed reproduces earlier runs)."""
     if fraction is None and per_class is None:
         return np.arange(len(labels))
     if fraction is not None and not 0 < fraction <= 1:
         raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if draw == 0 else [seed, draw])
     chosen = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
