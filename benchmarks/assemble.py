@@ -34,6 +34,10 @@ Every script also takes `--quick` (small data: checks that it runs; never lands 
 - Every self-supervised row stands beside the same encoder randomly initialised (probed the same
   way) and trained supervised from scratch, on the same split. Seeds vary the labelled subset,
   the probe and (for random init) the encoder's initialisation; figures are mean ± std.
+- Few-label budgets: one label subset per seed, except where a section says that each seed's
+  score is the mean over several label subsets (`evaluate(..., label_draws=K)`; draw 0 is the
+  seed's own subset). The main audio section does so (K = 5) because which 100 clips were labelled
+  moved its scores more than the encoder did.
 """
 
 

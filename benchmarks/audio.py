@@ -12,12 +12,15 @@ the clips of 16 voices (no labels); three probe tasks:
   to the 8 test voices. Exploratory scripts (audio_variants.py) must not probe them.
 
 Each self-supervised objective trains the default spectrogram CNN; its frozen embedding is
-probed (logistic regression) with all labels and with 5 per class, beside the same encoder
+probed (logistic regression) with all labels and with 5 per class (each seed the mean over
+``--label-draws`` label subsets, 5 by default), beside the same encoder
 randomly initialised, raw log-mel features pooled the same way (mean + max over time), and
 the encoder trained supervised from scratch. Also: the log-mel front end's throughput
 against librosa on the same batch.
 
-    flock /tmp/selfsup-bench.lock python benchmarks/audio.py          # full (~40 min on 2 busy cores)
+    flock /tmp/selfsup-bench.lock python benchmarks/audio.py          # defaults (~40 min on 2 cores)
+    # BENCHMARKS.md's command (6 seeds, 6 pretraining runs, --pretrain-workers 2): about 75 min,
+    # 49 of them probing (supervised from scratch trains once per seed and label draw)
     python benchmarks/audio.py --quick                                # a few minutes: checks it runs
     flock /tmp/selfsup-bench.lock python benchmarks/audio.py --throughput-only   # re-time the front end only
 """
@@ -200,7 +203,8 @@ def run(args) -> dict:
     # Baseline rows do not depend on pretraining: a rerun with other epochs reuses them.
     cache_file = Path(args.runs) / "baseline_rows.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    settings = f"{root}|seeds={args.seeds}|finetune={args.finetune_epochs},{args.finetune_steps}"
+    settings = (f"{root}|seeds={args.seeds}|finetune={args.finetune_epochs},{args.finetune_steps}"
+                + (f"|draws={args.label_draws}" if args.label_draws > 1 else ""))
 
     def probe(method: str, encoder_for_seed, protocol: str = "linear", seconds: float = 0.0, cached: bool = False,
               **extra):
@@ -213,9 +217,11 @@ def run(args) -> dict:
                     continue
                 started = time.perf_counter()
                 r = evaluate(encoder_for_seed, tr, te, protocol, labels_per_class=per_class, seeds=args.seeds,
-                             **extra)
+                             label_draws=args.label_draws, **extra)
                 rows.append({"task": task, "labels": budget, "method": method, **r.summary,
                              "accuracy_per_seed": [s["accuracy"] for s in r.per_seed],
+                             "label_draws": r.label_draws,
+                             **({"first_draw_per_seed": [d[0]["accuracy"] for d in r.per_draw]} if r.per_draw else {}),
                              "seconds": seconds + time.perf_counter() - started})
                 if cached:
                     cache[key] = rows[-1]
@@ -257,6 +263,7 @@ def run(args) -> dict:
               f"{t['librosa_s'] * 1000:.1f} ms per batch ({t['speedup']:.1f}x)")
     return {"rows": rows, "pretext": pretext, "throughput": throughput, "seeds": args.seeds, "epochs": args.epochs,
             "cpc_negatives": args.cpc_negatives, "pretrain_seeds": args.pretrain_seeds, "name": args.name,
+            "label_draws": args.label_draws,
             "objectives": args.objectives,
             "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3",
             "quick": args.quick, "data": str(root), "n_pretrain": int(len(train_idx)),
@@ -289,10 +296,13 @@ def markdown(results: dict, command: str) -> str:
                f"defaults). Mean ± std over "
                f"{results['seeds']} seeds: the seeds vary the label subsets and probe, random init's initialisation, "
                + _pretraining_spread(results.get("pretrain_seeds", 1), results["seeds"])
+               + _label_draws_note(results.get("label_draws", 1))
                + "; seconds include (mean) pretraining.",
              ""]
     for task in results["tasks"]:
-        lines += [f"### {task}", "", "| method | all labels: accuracy | 5 per class: accuracy | seconds |",
+        few = (f"5 per class, mean of {results['label_draws']} draws" if results.get("label_draws", 1) > 1
+               else "5 per class")
+        lines += [f"### {task}", "", f"| method | all labels: accuracy | {few}: accuracy | seconds |",
                   "|---|---|---|---|"]
         methods = list(dict.fromkeys(r["method"] for r in results["rows"] if r["task"] == task))
         for method in methods:
@@ -331,7 +341,9 @@ def markdown(results: dict, command: str) -> str:
     if results.get("verdict"):
         lines += ["Verdicts. *Clearly* means more than two standard deviations (the larger of the two rows') "
                   "above raw log-mel and above random init: single runs, not only the means, come out in that "
-                  "order. Beside it, the paired comparison: seed i gives every row the same labelled subset; the "
+                  "order" + (" (a run: one pretraining run or initialisation, scored over its label draws)"
+                             if results.get("label_draws", 1) > 1 else "")
+                  + ". Beside it, the paired comparison: seed i gives every row the same labelled subsets; the "
                   "t-test runs on one mean difference per pretraining run, since seeds that probe one "
                   "pretrained encoder are not independent.", "", results["verdict"], ""]
     return "\n".join(lines)
@@ -343,6 +355,20 @@ def _pretraining_spread(pretrain_seeds: int, seeds: int) -> str:
                 "runs")
     return (f"and each objective's pretraining (seed i probes the encoder pretrained with seed i"
             + (f" mod {pretrain_seeds}" if pretrain_seeds < seeds else "") + ")")
+
+
+def _label_draws_note(draws: int) -> str:
+    if draws == 1:
+        return ""
+    return (f". With 5 per class, each seed's score is the mean over {draws} label subsets (draw 0 is the seed's "
+            "own subset, as with one draw), so the spread between seeds is mostly that of the encoders rather "
+            "than of which 100 clips were labelled (`evaluate(..., label_draws)`)")
+
+
+def first_draw(row: dict) -> tuple[float, float] | None:
+    """(mean, std) over seeds of draw 0 alone: the figure one label subset per seed gives."""
+    values = row.get("first_draw_per_seed")
+    return (float(np.mean(values)), float(np.std(values, ddof=1))) if values and len(values) > 1 else None
 
 
 def paired_comparison(best: dict, other: dict, pretrain_seeds: int = 1) -> str:
@@ -390,8 +416,19 @@ def verdict(results: dict) -> str:
                          + ("it clearly beats both." if clear else "it does NOT clearly beat both.")
                          + "".join(f" Paired with {name}: {text}." for name, text in
                                    (("raw log-mel", paired_comparison(best, logmel, pretrain_runs)),
-                                    ("random init", paired_comparison(best, rand, pretrain_runs))) if text))
+                                    ("random init", paired_comparison(best, rand, pretrain_runs))) if text)
+                         + _one_draw_verdict(best, rand))
     return "\n\n".join(lines)
+
+
+def _one_draw_verdict(best: dict, rand: dict) -> str:
+    """The same bar with one label subset per seed (draw 0), the measurement before label draws."""
+    a, b = first_draw(best), first_draw(rand)
+    if a is None or b is None:
+        return ""
+    clear = a[0] - b[0] - 2 * max(a[1], b[1]) > 0
+    return (f" With one label subset per seed (draw 0 only): {a[0]:.3f} ± {a[1]:.3f} vs random init "
+            f"{b[0]:.3f} ± {b[1]:.3f}, {'clear' if clear else 'not clear'} by the same bar.")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -404,6 +441,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="pretrain each objective this many times; probe seed i uses pretrained encoder i")
     p.add_argument("--pretrain-workers", type=int, default=1,
                    help="pretrain in this many processes first (one torch thread each), then probe")
+    p.add_argument("--label-draws", type=int, default=5,
+                   help="score each seed of a few-label budget as the mean over this many label subsets")
     p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--finetune-steps", type=int, default=60)
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
@@ -413,8 +452,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     standard_arguments(p, runs="runs/bench_audio", name="audio")
     args = apply_standard_arguments(p.parse_args(argv))
     if args.quick:
-        args.epochs, args.seeds, args.finetune_epochs, args.finetune_steps = 1, 2, 1, 10
+        args.epochs, args.seeds, args.finetune_epochs, args.finetune_steps, args.label_draws = 1, 2, 1, 10, 2
     args.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    unknown = [o for o in args.objectives if o not in AudioModality.objectives]
+    if unknown:    # said now, not after the runs before it
+        p.error(f"unknown objective(s) {unknown}; audio has {', '.join(AudioModality.objectives)}")
     args.argv = sys.argv[1:] if argv is None else list(argv)   # what the pre-pass workers parse again
     return args
 
