@@ -417,18 +417,18 @@ def verdict(results: dict) -> str:
                          + "".join(f" Paired with {name}: {text}." for name, text in
                                    (("raw log-mel", paired_comparison(best, logmel, pretrain_runs)),
                                     ("random init", paired_comparison(best, rand, pretrain_runs))) if text)
-                         + _one_draw_verdict(best, rand))
+                         + _one_draw_verdict(best, logmel, rand))
     return "\n\n".join(lines)
 
 
-def _one_draw_verdict(best: dict, rand: dict) -> str:
+def _one_draw_verdict(best: dict, logmel: dict, rand: dict) -> str:
     """The same bar with one label subset per seed (draw 0), the measurement before label draws."""
-    a, b = first_draw(best), first_draw(rand)
-    if a is None or b is None:
+    a, l, r = first_draw(best), first_draw(logmel), first_draw(rand)
+    if a is None or l is None or r is None:
         return ""
-    clear = a[0] - b[0] - 2 * max(a[1], b[1]) > 0
-    return (f" With one label subset per seed (draw 0 only): {a[0]:.3f} ± {a[1]:.3f} vs random init "
-            f"{b[0]:.3f} ± {b[1]:.3f}, {'clear' if clear else 'not clear'} by the same bar.")
+    clear = all(a[0] - o[0] - 2 * max(a[1], o[1]) > 0 for o in (l, r))
+    return (f" With one label subset per seed (draw 0 only): {a[0]:.3f} ± {a[1]:.3f} vs raw log-mel {l[0]:.3f} and "
+            f"random init {r[0]:.3f} ± {r[1]:.3f}, {'clear' if clear else 'not clear'} by the same bar.")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

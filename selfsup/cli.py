@@ -198,6 +198,10 @@ def cmd_probe(args) -> int:
 
     if args.random_init and not args.modality:
         raise ConfigError("--random-init needs --modality")
+    if args.label_draws < 1:
+        raise ConfigError(f"--label-draws must be 1 or more, got {args.label_draws}")
+    if args.label_draws > 1 and args.labels_per_class is None and args.label_fraction is None:
+        raise ConfigError("--label-draws averages label subsets: it needs --labels-per-class or --label-fraction")
     if args.run and (args.modality or args.encoder or args.set):
         raise ConfigError("--modality/--encoder/--set go with --random-init; a run knows its own")
     modality_options, encoder_options = _options(args.set)

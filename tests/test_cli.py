@@ -78,6 +78,10 @@ def test_probe_averages_label_draws_and_says_so(run, h5, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["label_draws"] == 3 and len(result["per_draw"][0]) == 3
     assert result["labels"] == "5 per class, the mean of 3 draws per seed"
+    for bad, message in ((["--labels-per-class", "5", "--label-draws", "0"], "1 or more"),
+                         (["--label-draws", "3"], "needs --labels-per-class")):
+        assert main(["probe", "--run", str(run), "--data", str(h5), "--no-plots", *bad]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_probe_random_init_and_given_test_set(tmp_path, h5, watch, capsys):
