@@ -140,7 +140,9 @@ def frontend_throughput(repeats: int = 3) -> dict:
 
 
 def pretrain_config(args, root: Path, objective: str, pretrain_seed: int) -> PretrainConfig:
-    """One objective's pretraining run; seed 0 keeps the folder name of single-seed runs."""
+    """One objective's pretraining run (seed ``--seed-offset`` + ``pretrain_seed``); seed 0 keeps
+    the folder name of single-seed runs."""
+    pretrain_seed += args.seed_offset
     suffix = f"_s{pretrain_seed}" if pretrain_seed else ""
     return PretrainConfig(modality="audio", data=str(root), out=str(Path(args.runs) / f"{objective}_e{args.epochs}{suffix}"),
                           objective=objective, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -204,7 +206,8 @@ def run(args) -> dict:
     cache_file = Path(args.runs) / "baseline_rows.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     settings = (f"{root}|seeds={args.seeds}|finetune={args.finetune_epochs},{args.finetune_steps}"
-                + (f"|draws={args.label_draws}" if args.label_draws > 1 else ""))
+                + (f"|draws={args.label_draws}" if args.label_draws > 1 else "")
+                + (f"|seed_offset={args.seed_offset}" if args.seed_offset else ""))
 
     def probe(method: str, encoder_for_seed, protocol: str = "linear", seconds: float = 0.0, cached: bool = False,
               **extra):
@@ -230,13 +233,14 @@ def run(args) -> dict:
                       f"± {r.summary['accuracy_std']:.3f}", flush=True)
 
     def random_init(seed: int):
-        torch.manual_seed(seed)
+        torch.manual_seed(args.seed_offset + seed)
         return modality.build_encoder("spectrogram-cnn", **kwargs)
 
     probe("raw log-mel (mean+max pooled)", lambda seed: modality.build_encoder("log-mel", **kwargs), cached=True)
     probe("random init", random_init, cached=True)
-    probe("supervised from scratch", random_init, "finetune", cached=True,
-          finetune_options={"epochs": args.finetune_epochs, "min_steps": args.finetune_steps})
+    if not args.no_supervised:
+        probe("supervised from scratch", random_init, "finetune", cached=True,
+              finetune_options={"epochs": args.finetune_epochs, "min_steps": args.finetune_steps})
 
     pretrain_set = data.subset(train_idx)
     for objective in args.objectives:
@@ -263,7 +267,7 @@ def run(args) -> dict:
               f"{t['librosa_s'] * 1000:.1f} ms per batch ({t['speedup']:.1f}x)")
     return {"rows": rows, "pretext": pretext, "throughput": throughput, "seeds": args.seeds, "epochs": args.epochs,
             "cpc_negatives": args.cpc_negatives, "pretrain_seeds": args.pretrain_seeds, "name": args.name,
-            "label_draws": args.label_draws,
+            "label_draws": args.label_draws, "seed_offset": args.seed_offset,
             "objectives": args.objectives,
             "finetune": f"max({args.finetune_epochs} epochs, {args.finetune_steps} steps), batch 64, AdamW 1e-3",
             "quick": args.quick, "data": str(root), "n_pretrain": int(len(train_idx)),
@@ -297,6 +301,9 @@ def markdown(results: dict, command: str) -> str:
                f"{results['seeds']} seeds: the seeds vary the label subsets and probe, random init's initialisation, "
                + _pretraining_spread(results.get("pretrain_seeds", 1), results["seeds"])
                + _label_draws_note(results.get("label_draws", 1))
+               + (f". A replication with new encoders: pretraining runs and random initialisations use seeds "
+                  f"{results['seed_offset']} to {results['seed_offset'] + results['seeds'] - 1} (the label subsets "
+                  "are those of seeds 0, 1, ...)" if results.get("seed_offset") else "")
                + "; seconds include (mean) pretraining.",
              ""]
     for task in results["tasks"]:
@@ -443,6 +450,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="pretrain in this many processes first (one torch thread each), then probe")
     p.add_argument("--label-draws", type=int, default=5,
                    help="score each seed of a few-label budget as the mean over this many label subsets")
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="pretraining runs and random initialisations use seeds from this one on (a replication "
+                        "with new encoders; the label subsets stay those of seeds 0, 1, ...)")
+    p.add_argument("--no-supervised", action="store_true",
+                   help="leave out the supervised-from-scratch row (the slowest; the verdicts do not use it)")
     p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--finetune-steps", type=int, default=60)
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
