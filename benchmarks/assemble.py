@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["har", "audio", "audio_sequence", "images", "images_pretext", "video", "throughput", "loader",
+ORDER = ["har", "audio", "audio_replication", "audio_sequence", "images", "images_pretext", "video", "throughput", "loader",
          "throughput_device_cpu", "throughput_gpu"]
 
 HEADER = """# Benchmarks

@@ -170,7 +170,7 @@ def _pretrain_job(argv: list[str], objective: str, pretrain_seed: int) -> str:
     data, train_idx, _, root = load_words(args.quick)
     config = pretrain_config(args, root, objective, pretrain_seed)
     metrics = pretrained(config, data.subset(train_idx))[1]
-    return f"{objective} (pretraining seed {pretrain_seed}): {metrics['train_seconds']:.0f} s"
+    return f"{objective} (pretraining seed {config.seed}): {metrics['train_seconds']:.0f} s"
 
 
 def pretrain_in_parallel(args, argv: list[str]) -> None:
@@ -253,7 +253,8 @@ def run(args) -> dict:
                 pretext[objective] = {k: v for k, v in metrics.items() if k.startswith("val/")}
             shown = {k: round(v, 3) for k, v in metrics.items() if k.split("/")[-1] in
                      ("loss", "pretext_acc", "pos_acc", "relative_mse", "mae", "baseline_mae")}
-            print(f"{objective} (pretraining seed {pretrain_seed}): {args.epochs} epochs in {seconds[-1]:.0f} s; "
+            print(f"{objective} (pretraining seed {args.seed_offset + pretrain_seed}): {args.epochs} epochs in "
+                  f"{seconds[-1]:.0f} s; "
                   f"held-out {shown}", flush=True)
         pretext[objective]["train_seconds"] = float(np.mean(seconds))
         # probe seed i reads pretrained encoder i (mod the number pretrained): the spread then
@@ -280,7 +281,9 @@ def markdown(results: dict, command: str) -> str:
     # a second fragment (e.g. one more objective, --name other) says which objectives it holds
     second = results.get("name", "audio") not in ("audio", "audio_quick")
     lines = ["## Audio: spoken words (espeak-ng), linear probes on held-out voices"
-             + (f": {', '.join(results['objectives'])}" if second else ""), "",
+             + (f": {', '.join(results['objectives'])}" if second else "")
+             + (f", replicated with new encoders (seeds {results['seed_offset']}+)" if results.get("seed_offset")
+                else ""), "",
              f"Command: `{command}`", "",
              f"Data: {results['data']} (1 s clips at 16 kHz). Pretraining: {results['n_pretrain']} unlabelled clips of "
              f"the training voices (10% held out for the pretext metrics below), {results['epochs']} epochs, batch 64, "
@@ -291,10 +294,12 @@ def markdown(results: dict, command: str) -> str:
                "on words held out of probe training; words on fresh voices is the words probe tested on "
                f"{results['tasks']['words on fresh voices']['test_voices']} more voices that no exploratory "
                "run probed, the check that choosing SimCLR's views while looking at the 8 test voices did not fit "
-               "them. Linear probe = logistic regression on the frozen "
-               "embedding; supervised = the same CNN trained from scratch with a linear head "
-               f"({results['finetune']}; shorter than the shared protocol's 30 epochs / 300 steps to fit 2 CPU "
-               f"cores). CPC samples {results['cpc_negatives']} negatives per prediction; SimCLR's views are two "
+               "them. Linear probe = logistic regression on the frozen embedding"
+             + ("; supervised = the same CNN trained from scratch with a linear head "
+                f"({results['finetune']}; shorter than the shared protocol's 30 epochs / 300 steps to fit 2 CPU "
+                "cores)" if any(r["method"] == "supervised from scratch" for r in results["rows"])
+                else " (no supervised row in this run)")
+             + f". CPC samples {results['cpc_negatives']} negatives per prediction; SimCLR's views are two "
                "random 0.8 s segments with speed perturbation and a formant warp (each ±15%), mixing, gain, shift, "
                "noise and masks (the "
                f"defaults). Mean ± std over "
