@@ -246,15 +246,15 @@ def run(args) -> dict:
     for objective in args.objectives:
         encoders, seconds = [], []
         for pretrain_seed in range(args.pretrain_seeds):
-            encoder, metrics = pretrained(pretrain_config(args, root, objective, pretrain_seed), pretrain_set)
+            config = pretrain_config(args, root, objective, pretrain_seed)
+            encoder, metrics = pretrained(config, pretrain_set)
             seconds.append(metrics["train_seconds"])
             encoders.append(encoder)
             if pretrain_seed == 0:
                 pretext[objective] = {k: v for k, v in metrics.items() if k.startswith("val/")}
             shown = {k: round(v, 3) for k, v in metrics.items() if k.split("/")[-1] in
                      ("loss", "pretext_acc", "pos_acc", "relative_mse", "mae", "baseline_mae")}
-            print(f"{objective} (pretraining seed {args.seed_offset + pretrain_seed}): {args.epochs} epochs in "
-                  f"{seconds[-1]:.0f} s; "
+            print(f"{objective} (pretraining seed {config.seed}): {args.epochs} epochs in {seconds[-1]:.0f} s; "
                   f"held-out {shown}", flush=True)
         pretext[objective]["train_seconds"] = float(np.mean(seconds))
         # probe seed i reads pretrained encoder i (mod the number pretrained): the spread then
@@ -306,9 +306,9 @@ def markdown(results: dict, command: str) -> str:
                f"{results['seeds']} seeds: the seeds vary the label subsets and probe, random init's initialisation, "
                + _pretraining_spread(results.get("pretrain_seeds", 1), results["seeds"])
                + _label_draws_note(results.get("label_draws", 1))
-               + (f". A replication with new encoders: pretraining runs and random initialisations use seeds "
-                  f"{results['seed_offset']} to {results['seed_offset'] + results['seeds'] - 1} (the label subsets "
-                  "are those of seeds 0, 1, ...)" if results.get("seed_offset") else "")
+               + (f". A replication with new encoders: pretraining runs and random initialisations use the seeds "
+                  f"from {results['seed_offset']} on (the label subsets are those of seeds 0, 1, ...)"
+                  if results.get("seed_offset") else "")
                + "; seconds include (mean) pretraining.",
              ""]
     for task in results["tasks"]:
@@ -419,8 +419,8 @@ def verdict(results: dict) -> str:
                 continue
             best = get(method)
             logmel, rand = get("raw log-mel (mean+max pooled)"), get("random init")
-            margin = lambda r: best["accuracy"] - r["accuracy"] - 2 * max(best["accuracy_std"], r["accuracy_std"])
-            clear = margin(logmel) > 0 and margin(rand) > 0
+            score = lambda r: (r["accuracy"], r["accuracy_std"])
+            clear = clears_bar(score(best), [score(logmel), score(rand)])
             which = f"the best objective on {CONFIRMS[task]}" if task in CONFIRMS else "the best objective"
             lines.append(f"**{task}, {budget}**: {which}, {best['method'].split(' (')[0]}, scores "
                          f"{best['accuracy']:.3f} ± {best['accuracy_std']:.3f} vs raw log-mel {logmel['accuracy']:.3f}"
@@ -433,12 +433,18 @@ def verdict(results: dict) -> str:
     return "\n\n".join(lines)
 
 
+def clears_bar(best: tuple[float, float], others: list[tuple[float, float]]) -> bool:
+    """*Clearly* above: the (mean, std) ``best`` more than two standard deviations (the larger of
+    the pair's) above the mean of each of ``others``."""
+    return all(best[0] - mean - 2 * max(best[1], std) > 0 for mean, std in others)
+
+
 def _one_draw_verdict(best: dict, logmel: dict, rand: dict) -> str:
     """The same bar with one label subset per seed (draw 0), the measurement before label draws."""
     a, l, r = first_draw(best), first_draw(logmel), first_draw(rand)
     if a is None or l is None or r is None:
         return ""
-    clear = all(a[0] - o[0] - 2 * max(a[1], o[1]) > 0 for o in (l, r))
+    clear = clears_bar(a, [l, r])
     return (f" With one label subset per seed (draw 0 only): {a[0]:.3f} ± {a[1]:.3f} vs raw log-mel {l[0]:.3f} and "
             f"random init {r[0]:.3f} ± {r[1]:.3f}, {'clear' if clear else 'not clear'} by the same bar.")
 

@@ -91,11 +91,12 @@ def evaluate(encoder_for_seed: Callable[[int], Encoder], train_set: SampleDatase
     per_seed, per_draw, n_labelled, preds, z_test = [], [], [], None, None
     for seed in range(seeds):
         encoder = encoder_for_seed(seed)
+        if protocol in FROZEN_PROTOCOLS:    # once per encoder, whatever the number of draws
+            z_train, z_test = embeddings(encoder, train_set, progress), embeddings(encoder, test_set, progress)
         draws = []
         for draw in range(label_draws):
             subset = label_subset(train_set.labels, seed, label_fraction, labels_per_class, draw)
             if protocol in FROZEN_PROTOCOLS:
-                z_train, z_test = embeddings(encoder, train_set, progress), embeddings(encoder, test_set, progress)
                 preds = fit_predict(protocol, z_train[subset], train_set.labels[subset], z_test, seed,
                                     **(probe_options or {}))
             else:
